@@ -1,0 +1,184 @@
+"""The plugin contract: what a model family hands to genkit, and nothing more.
+
+A plugin never owns a training loop. The core trainer builds the modules through ``build``, makes one optimizer per
+``OptimizerSpec`` and, for every batch, calls ``training_step`` once per optimizer in the order they are declared,
+stepping that optimizer on the loss it gets back (discriminator phase, then generator phase, for a GAN).
+"""
+
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = [
+    "DataInfo",
+    "OptimizerSpec",
+    "Plugin",
+    "PreparedData",
+    "REQUIRED_HOOKS",
+    "StepContext",
+]
+
+# What the registry checks on every plugin object it loads, built-in or third-party.
+REQUIRED_ATTRIBUTES = ("name", "task", "pipeline_tag", "default_dataset", "presets", "defaults")
+REQUIRED_HOOKS = (
+    "add_arguments",
+    "prepare_data",
+    "build",
+    "optimizers",
+    "training_step",
+    "to_pipeline",
+    "save_pipeline",
+    "load_pipeline",
+    "sample",
+    "evaluate",
+    "build_demo",
+)
+REQUIRED_PRESETS = ("tiny", "small", "base")
+
+
+@dataclass
+class DataInfo:
+    """What the data says about the model to build; saved into the model's metadata."""
+
+    task: str  # "image" or "text"
+    dataset: str  # the source as the user named it
+    num_channels: int | None = None
+    image_size: int | None = None
+    num_classes: int | None = None  # None for unlabelled data
+    class_names: list[str] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # family-specific facts (vocabulary size, ...)
+
+
+@dataclass
+class PreparedData:
+    """Torch datasets ready for a DataLoader, plus what they say about the model to build."""
+
+    train: torch.utils.data.Dataset
+    test: torch.utils.data.Dataset
+    info: DataInfo
+    # Optional hand-off of plugin-made artefacts to ``to_pipeline`` (e.g. a tokenizer built from the corpus).
+    artefacts: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OptimizerSpec:
+    """One optimizer: which modules it updates, its Adam(W) settings, and how often it steps."""
+
+    name: str  # the phase name passed to training_step
+    modules: list[str]  # keys of the dict returned by build()
+    lr: float
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    every: int = 1  # step on every `every`-th batch: WGAN-GP's generator uses n_critic = 5
+
+
+@dataclass
+class StepContext:
+    """What training_step may read besides the batch."""
+
+    phase: str  # name of the optimizer being stepped
+    step: int  # number of optimizer updates done so far (0-based for the first batch)
+    config: dict[str, Any]
+    # State that must outlive one batch (e.g. an LSTM's hidden state across consecutive batches). Tensors in it
+    # are saved in every checkpoint and restored on --resume; anything else in it is lost.
+    carry: dict[str, torch.Tensor]
+
+
+class Plugin(ABC):
+    """Base class for a model family. Subclasses set the class attributes and implement the abstract hooks."""
+
+    name: str
+    task: str  # "image" | "text"
+    pipeline_tag: str  # Hub pipeline tag for the model card
+    default_dataset: str
+    presets: dict[str, dict[str, Any]]  # "tiny" | "small" | "base" -> overrides of `defaults`
+    defaults: dict[str, Any]  # every config key the plugin reads, with its reference value
+    # Module name -> EMA decay. The trainer keeps an EMA copy of each and builds the final pipeline from it.
+    ema: dict[str, float] = {}
+    pipeline_class: type | None = None  # a DiffusionPipeline subclass for the default save/load hooks
+
+    # ---- configuration -------------------------------------------------------------------------------------
+    def add_arguments(self, parser) -> None:  # noqa: B027 - optional hook, empty by default
+        """Add family-specific flags to ``genkit train``. Use ``default=None`` so presets can fill them."""
+
+    # ---- data ------------------------------------------------------------------------------------------------
+    def prepare_data(self, splits, config: dict[str, Any]) -> PreparedData:
+        """Turn normalized ``datasets`` splits (train/test) into torch datasets. Images by default."""
+        from genkit.data import prepare_images
+
+        return prepare_images(splits, config)
+
+    # ---- model -----------------------------------------------------------------------------------------------
+    @abstractmethod
+    def build(self, config: dict[str, Any], info: DataInfo) -> dict[str, nn.Module]:
+        """Build the trainable modules from the resolved config and what the data says."""
+
+    def optimizers(self, config: dict[str, Any]) -> list[OptimizerSpec]:
+        """One Adam over every module by default."""
+        return [OptimizerSpec(name="model", modules=list(self.module_names(config)), lr=config["lr"])]
+
+    def module_names(self, config: dict[str, Any]) -> list[str]:
+        return ["model"]
+
+    @abstractmethod
+    def training_step(self, modules: dict[str, nn.Module], batch: Any, ctx: StepContext) -> dict[str, torch.Tensor]:
+        """Return ``{"loss": ..., **other scalars to log}`` for the optimizer named ``ctx.phase``.
+
+        Call modules only through ``__call__`` (their ``forward``): under multi-process training they are
+        wrapped in DistributedDataParallel, which hides every other method.
+        """
+
+    # ---- pipeline ----------------------------------------------------------------------------------------------
+    @abstractmethod
+    def to_pipeline(self, modules: dict[str, nn.Module], data: PreparedData, config: dict[str, Any]):
+        """Wrap trained (unwrapped, EMA-applied) modules into the object that is saved and loaded."""
+
+    def modules_from_pipeline(self, pipeline) -> dict[str, nn.Module]:
+        """The trainable modules inside a loaded pipeline, for fine-tuning (``genkit train --init-from``)."""
+        return {k: v for k, v in pipeline.components.items() if isinstance(v, nn.Module)}
+
+    def save_pipeline(self, pipeline, path: str | Path) -> None:
+        pipeline.save_pretrained(str(path), safe_serialization=True)
+
+    def load_pipeline(self, path: str | Path):
+        if self.pipeline_class is None:
+            raise NotImplementedError(f"plugin {self.name!r} sets no pipeline_class and does not override load")
+        return self.pipeline_class.from_pretrained(str(path), use_safetensors=True)
+
+    @abstractmethod
+    def sample(self, pipeline, n: int, seed: int = 0, **kwargs) -> list:
+        """``n`` samples: PIL images for image plugins, strings for text plugins."""
+
+    @abstractmethod
+    def evaluate(self, pipeline, data: PreparedData, config: dict[str, Any]) -> dict[str, Any]:
+        """``{"metrics": {name: value}, "protocol": {how they were measured}}``."""
+
+    @abstractmethod
+    def build_demo(self, pipeline):
+        """A ``gr.Blocks`` demo for this pipeline, every event with an explicit ``api_name``."""
+
+
+def missing_hooks(obj: Any) -> list[str]:
+    """Names of contract attributes and hooks that ``obj`` lacks (empty when it satisfies the contract)."""
+    missing = [a for a in REQUIRED_ATTRIBUTES if not hasattr(obj, a)]
+    for hook in REQUIRED_HOOKS:
+        fn = getattr(obj, hook, None)
+        if fn is None or not callable(fn) or getattr(fn, "__isabstractmethod__", False):
+            missing.append(f"{hook}()")
+    presets = getattr(obj, "presets", None)
+    if isinstance(presets, dict):
+        missing += [f"presets[{p!r}]" for p in REQUIRED_PRESETS if p not in presets]
+    if getattr(obj, "task", "image") not in ("image", "text"):
+        missing.append("task ('image' or 'text')")
+    return missing
+
+
+def is_plugin_class(obj: Any) -> bool:
+    return inspect.isclass(obj) and issubclass(obj, Plugin)

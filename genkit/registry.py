@@ -1,0 +1,113 @@
+"""Plugin discovery through the ``genkit.plugins`` entry-point group, the same way for built-in and third-party."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
+
+from genkit.errors import GenkitError, PluginError
+from genkit.plugin import is_plugin_class, missing_hooks
+
+__all__ = ["ENTRY_POINT_GROUP", "broken_plugins", "get_plugin", "is_plugin", "list_plugins", "refresh"]
+
+ENTRY_POINT_GROUP = "genkit.plugins"
+
+
+@dataclass
+class _Entry:
+    name: str
+    source: str  # "<distribution> (<module:attr>)", for messages
+    entry_point: EntryPoint
+    plugin: object | None = None
+    error: str | None = None
+
+
+_entries: dict[str, _Entry] | None = None
+
+
+def _source(ep: EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    dist_name = f"{dist.name} {dist.version}" if dist is not None else "unknown distribution"
+    return f"{dist_name} ({ep.value})"
+
+
+def _discover() -> dict[str, _Entry]:
+    global _entries
+    if _entries is None:
+        found: dict[str, _Entry] = {}
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            entry = _Entry(ep.name, _source(ep), ep)
+            if ep.name in found:
+                if found[ep.name].entry_point.value == ep.value:
+                    continue  # the same distribution seen twice on sys.path
+                warnings.warn(
+                    f"genkit plugin {ep.name!r} is declared twice: by {found[ep.name].source} and by {entry.source}; "
+                    f"using the first",
+                    stacklevel=2,
+                )
+                continue
+            found[ep.name] = entry
+        _entries = found
+    return _entries
+
+
+def refresh() -> None:
+    """Forget what was discovered, so newly installed plugins are found."""
+    global _entries
+    _entries = None
+
+
+def _load(entry: _Entry) -> object | None:
+    if entry.plugin is not None or entry.error is not None:
+        return entry.plugin
+    try:
+        obj = entry.entry_point.load()
+    except Exception as exc:  # a broken plugin must not break the others
+        entry.error = f"failed to import: {type(exc).__name__}: {exc}"
+        warnings.warn(f"genkit plugin {entry.name!r} from {entry.source} {entry.error}", stacklevel=3)
+        return None
+    if is_plugin_class(obj):
+        obj = obj()
+    missing = missing_hooks(obj)
+    if missing:
+        entry.error = f"does not satisfy the plugin contract: missing {', '.join(missing)}"
+        warnings.warn(f"genkit plugin {entry.name!r} from {entry.source} {entry.error}", stacklevel=3)
+        return None
+    if obj.name != entry.name:
+        entry.error = f"declares name {obj.name!r} but its entry point is named {entry.name!r}"
+        warnings.warn(f"genkit plugin {entry.name!r} from {entry.source} {entry.error}", stacklevel=3)
+        return None
+    entry.plugin = obj
+    return obj
+
+
+def list_plugins() -> list[str]:
+    """Names of the plugins that load and satisfy the contract, sorted."""
+    return sorted(name for name, entry in _discover().items() if _load(entry) is not None)
+
+
+def broken_plugins() -> dict[str, str]:
+    """Plugins that are declared but could not be used: name -> "<source>: <reason>"."""
+    out = {}
+    for name, entry in _discover().items():
+        if _load(entry) is None:
+            out[name] = f"{entry.source}: {entry.error}"
+    return out
+
+
+def is_plugin(name: str) -> bool:
+    return name in list_plugins()
+
+
+def get_plugin(name: str):
+    """The plugin object registered under ``name``; a clear error for unknown or broken names."""
+    entries = _discover()
+    if name not in entries:
+        known = ", ".join(list_plugins()) or "none installed"
+        raise GenkitError(f"unknown plugin {name!r}; known plugins: {known}")
+    entry = entries[name]
+    plugin = _load(entry)
+    if plugin is None:
+        raise PluginError(f"plugin {name!r} from {entry.source} {entry.error}")
+    return plugin

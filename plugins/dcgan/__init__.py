@@ -1,0 +1,1 @@
+"""genkit dcgan plugin (work in progress)."""

@@ -1,0 +1,1 @@
+"""genkit ddpm plugin (work in progress)."""

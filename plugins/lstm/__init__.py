@@ -1,0 +1,1 @@
+"""genkit lstm plugin (work in progress)."""

@@ -1,0 +1,1 @@
+"""genkit vae plugin (work in progress)."""
