@@ -1,0 +1,170 @@
+"""Training checkpoints without pickle: tensors go to safetensors, everything else to JSON.
+
+accelerate's ``save_state`` writes optimizer, scheduler and RNG states with ``torch.save`` (pickle). genkit
+checkpoints hold the same state — models, optimizers, LR schedulers, EMA, every process's RNG, the data position and
+the plugin's carried tensors — as ``.safetensors`` + ``.json`` files, so loading one can never run code.
+
+Layout of ``checkpoint-{step}/``::
+
+    trainer_state.json            step, epoch, batch position, config
+    model-{name}.safetensors      raw (non-EMA) weights of each module
+    ema-{name}.safetensors/.json  EMA shadow weights and counters
+    optimizer-{phase}.safetensors/.json
+    scheduler-{phase}.json
+    rng.safetensors/.json         torch/numpy/python RNG states of every process
+    carry.safetensors             tensors a plugin carries across batches
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from genkit.errors import GenkitError
+
+__all__ = [
+    "find_checkpoint",
+    "list_checkpoints",
+    "load_optimizer",
+    "load_tensors_and_json",
+    "prune_checkpoints",
+    "rng_state",
+    "save_optimizer",
+    "save_tensors_and_json",
+    "set_rng_state",
+]
+
+CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+
+
+def save_tensors_and_json(path_stem: Path, obj: Any) -> None:
+    """Save a nested structure: tensors into ``<stem>.safetensors``, the rest (with tensor references) as JSON."""
+    tensors: dict[str, torch.Tensor] = {}
+
+    def encode(x, key):
+        if isinstance(x, torch.Tensor):
+            tensors[key] = x.detach().cpu().contiguous()
+            return {"__tensor__": key}
+        if isinstance(x, np.ndarray):
+            tensors[key] = torch.from_numpy(np.ascontiguousarray(x))
+            return {"__ndarray__": key}
+        if isinstance(x, dict):
+            return {"__dict__": [[encode(k, f"{key}.k{i}"), encode(v, f"{key}.{i}")] for i, (k, v) in enumerate(x.items())]}
+        if isinstance(x, (list, tuple)):
+            return {"__tuple__" if isinstance(x, tuple) else "__list__": [encode(v, f"{key}.{i}") for i, v in enumerate(x)]}
+        if isinstance(x, float) and not np.isfinite(x):
+            return {"__float__": repr(x)}
+        if x is None or isinstance(x, (bool, int, float, str)):
+            return x
+        if isinstance(x, (np.integer, np.floating)):
+            return x.item()
+        raise TypeError(f"cannot checkpoint a value of type {type(x).__name__} at {key}")
+
+    encoded = encode(obj, "t")
+    path_stem.parent.mkdir(parents=True, exist_ok=True)
+    if tensors:
+        save_file(tensors, str(path_stem) + ".safetensors")
+    Path(str(path_stem) + ".json").write_text(json.dumps(encoded))
+
+
+def load_tensors_and_json(path_stem: Path) -> Any:
+    tensor_file = Path(str(path_stem) + ".safetensors")
+    tensors = load_file(str(tensor_file)) if tensor_file.exists() else {}
+    encoded = json.loads(Path(str(path_stem) + ".json").read_text())
+
+    def decode(x):
+        if isinstance(x, dict):
+            if "__tensor__" in x:
+                return tensors[x["__tensor__"]]
+            if "__ndarray__" in x:
+                return tensors[x["__ndarray__"]].numpy()
+            if "__dict__" in x:
+                return {_hashable(decode(k)): decode(v) for k, v in x["__dict__"]}
+            if "__list__" in x:
+                return [decode(v) for v in x["__list__"]]
+            if "__tuple__" in x:
+                return tuple(decode(v) for v in x["__tuple__"])
+            if "__float__" in x:
+                return float(x["__float__"])
+        return x
+
+    return decode(encoded)
+
+
+def _hashable(k):
+    return tuple(k) if isinstance(k, list) else k
+
+
+def save_optimizer(path_stem: Path, optimizer: torch.optim.Optimizer) -> None:
+    save_tensors_and_json(path_stem, optimizer.state_dict())
+
+
+def load_optimizer(path_stem: Path, optimizer: torch.optim.Optimizer) -> None:
+    optimizer.load_state_dict(load_tensors_and_json(path_stem))
+
+
+def rng_state() -> dict[str, Any]:
+    """This process's torch, numpy and python RNG states (CUDA too when present)."""
+    np_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": [np_state[0], np_state[1], int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        "python": list(random.getstate()[1]),
+        "python_version": random.getstate()[0],
+        "python_gauss": random.getstate()[2],
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np_state = state["numpy"]
+    np.random.set_state((np_state[0], np.asarray(np_state[1], dtype=np.uint32), *np_state[2:]))
+    random.setstate((state["python_version"], tuple(int(v) for v in state["python"]), state["python_gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+def list_checkpoints(output_dir: str | Path) -> list[Path]:
+    """``checkpoint-{step}`` folders of a run that finished saving (they hold trainer_state.json), oldest first."""
+    root = Path(output_dir)
+    if not root.is_dir():
+        return []
+    found = []
+    for p in root.iterdir():
+        m = CHECKPOINT_RE.match(p.name)
+        if m and p.is_dir() and (p / "trainer_state.json").exists():
+            found.append((int(m.group(1)), p))
+    return [p for _, p in sorted(found)]
+
+
+def find_checkpoint(output_dir: str | Path, resume: str) -> Path:
+    """``resume`` is ``latest`` (newest checkpoint in ``output_dir``) or a checkpoint folder's path."""
+    if resume == "latest":
+        found = list_checkpoints(output_dir)
+        if not found:
+            raise GenkitError(f"--resume latest: no checkpoint-<step> folder in {str(output_dir)!r}")
+        return found[-1]
+    path = Path(resume)
+    if not (path / "trainer_state.json").exists():
+        raise GenkitError(f"--resume {resume!r}: not a genkit checkpoint folder (no trainer_state.json)")
+    return path
+
+
+def prune_checkpoints(output_dir: str | Path, total_limit: int | None) -> None:
+    """Keep the newest ``total_limit`` checkpoints."""
+    if not total_limit:
+        return
+    found = list_checkpoints(output_dir)
+    for old in found[: max(0, len(found) - total_limit)]:
+        shutil.rmtree(old, ignore_errors=True)

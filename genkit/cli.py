@@ -1,0 +1,300 @@
+"""The ``genkit`` command: list, train, sample, eval, info, push, export, demo, space."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from genkit.errors import GenkitError
+
+__all__ = ["build_parser", "main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line and exit 2, like every other user mistake
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _add_train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("plugin", help="model family: see `genkit list`")
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", help="digits | shapes | stdlib | a local folder/file | a Hub dataset id")
+    g.add_argument("--image-size", type=int, help="resize images to this size (square)")
+    g.add_argument("--channels", type=int, choices=(1, 3), help="convert images to 1 or 3 channels")
+    g.add_argument("--num-samples", type=int, help="size of a generated dataset (shapes)")
+    g.add_argument("--test-fraction", type=float, help="held-out fraction when the data has no test split")
+    g.add_argument("--image-column", help="override the detected image column")
+    g.add_argument("--label-column", help="override the detected label column")
+    g.add_argument("--text-column", help="override the detected text column")
+    g = p.add_argument_group("training")
+    g.add_argument("--preset", default="small", help="tiny (tests) | small (CPU default) | base (GPU)")
+    g.add_argument("--output", help="output folder (default outputs/<plugin>-<dataset>)")
+    steps = g.add_mutually_exclusive_group()
+    steps.add_argument("--max-steps", type=int, help="optimizer updates to train for")
+    steps.add_argument("--epochs", type=float, help="passes over the training split")
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--lr", type=float, help="learning rate")
+    g.add_argument("--lr-scheduler", help="constant | constant_with_warmup | linear | cosine | ...")
+    g.add_argument("--warmup-steps", type=int)
+    g.add_argument("--grad-accum", type=int, help="micro-batches per optimizer update")
+    g.add_argument("--max-grad-norm", type=float, help="clip gradients to this norm (0: off)")
+    g.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"))
+    g.add_argument("--seed", type=int)
+    g.add_argument("--checkpoint-every", type=int, help="save checkpoint-<step>/ every N updates")
+    g.add_argument("--checkpoints-total-limit", type=int, help="keep only the newest N checkpoints")
+    g.add_argument("--sample-every", type=int, help="write a sample grid every N updates (0: only at the end)")
+    g.add_argument("--log-every", type=int)
+    g.add_argument("--num-sample-images", type=int)
+    g.add_argument("--log-with", choices=("tensorboard", "none"))
+    g.add_argument("--no-eval", dest="eval", action="store_false", default=None, help="skip the final evaluation")
+    g.add_argument("--resume", help="'latest' or a checkpoint folder: continue an interrupted run")
+    g.add_argument("--init-from", help="start from a saved model (folder or Hub id) instead of random weights")
+    g.add_argument("--overwrite", action="store_true", help="train into an output folder that holds checkpoints")
+
+
+def build_parser(plugin=None, command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``plugin``, that plugin's flags are added to the ``command`` sub-parser."""
+    parser = _Parser(prog="genkit", description="Train, share and show classic generative models.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    sub.add_parser("list", help="list installed plugins")
+
+    p = sub.add_parser("train", help="train a model", description="Train a plugin's model with Accelerate.")
+    _add_train_arguments(p)
+    if plugin is not None and command == "train":
+        plugin.add_arguments(p.add_argument_group(f"{plugin.name} options"))
+
+    p = sub.add_parser("sample", help="sample from a model")
+    p.add_argument("model", help="model folder or Hub repo id")
+    p.add_argument("--n", type=int, default=64, help="number of samples")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="output file (default samples.png, or samples.txt for text)")
+    if plugin is not None and command == "sample" and hasattr(plugin, "add_sample_arguments"):
+        plugin.add_sample_arguments(p.add_argument_group(f"{plugin.name} options"))
+
+    p = sub.add_parser("eval", help="evaluate a model; prints JSON and updates its model card")
+    p.add_argument("model", help="model folder or Hub repo id")
+    p.add_argument("--dataset", help="evaluate on this data (default: the training dataset)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-card", action="store_true", help="do not write the results into the folder's model card")
+    if plugin is not None and command == "eval" and hasattr(plugin, "add_eval_arguments"):
+        plugin.add_eval_arguments(p.add_argument_group(f"{plugin.name} options"))
+
+    p = sub.add_parser("info", help="show a model's plugin, config, data and evaluation")
+    p.add_argument("model", help="model folder or Hub repo id")
+
+    p = sub.add_parser("push", help="upload a model folder to the Hub")
+    p.add_argument("model", help="model folder")
+    p.add_argument("repo_id", help="user/name")
+    p.add_argument("--private", action="store_true")
+    p.add_argument("--dry-run", action="store_true", help="print what would be uploaded, send nothing")
+
+    p = sub.add_parser("export", help="export a model for stock diffusers/transformers (trust_remote_code)")
+    p.add_argument("model", help="model folder or Hub repo id")
+    p.add_argument("--out", required=True, help="folder to write")
+
+    p = sub.add_parser("demo", help="serve a model's Gradio demo")
+    p.add_argument("model", help="model folder or Hub repo id")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--share", action="store_true", help="ask Gradio for a public share link")
+
+    p = sub.add_parser("space", help="build or publish a Hugging Face Space for a model")
+    space = p.add_subparsers(dest="space_command", required=True, parser_class=_Parser)
+    b = space.add_parser("build", help="write a ready-to-publish Space folder")
+    b.add_argument("model", help="model folder or Hub repo id")
+    b.add_argument("--out", required=True, help="folder to write")
+    b.add_argument("--title", default=None)
+    b.add_argument("--hub-id", default=None, help="load the model from this Hub id instead of copying its files")
+    s = space.add_parser("push", help="publish a built Space folder")
+    s.add_argument("folder")
+    s.add_argument("space_id", help="user/name")
+    s.add_argument("--private", action="store_true")
+    s.add_argument("--dry-run", action="store_true", help="print the files and repo settings, send nothing")
+    return parser
+
+
+def _plugin_for(argv: list[str]):
+    """The plugin a command line is about, so its own flags can be parsed (None when it cannot be told yet)."""
+    from genkit.registry import get_plugin
+
+    if len(argv) < 2 or argv[1].startswith("-"):
+        return None
+    if argv[0] == "train":
+        return get_plugin(argv[1])
+    if argv[0] in ("sample", "eval"):
+        from genkit.io import read_metadata, resolve
+
+        return get_plugin(read_metadata(resolve(argv[1]))["plugin"])
+    return None
+
+
+def _plugin_kwargs(args: argparse.Namespace, parser: argparse.ArgumentParser, command: str) -> dict[str, Any]:
+    """Values of the flags a plugin added to ``command`` (the generic flags are excluded)."""
+    generic = vars(build_parser().parse_known_args([command, "x"])[0]) if command != "train" else {}
+    return {k: v for k, v in vars(args).items() if k not in generic and k not in ("command",)}
+
+
+def cmd_list(args) -> None:
+    from genkit.registry import broken_plugins, get_plugin, list_plugins
+
+    for name in list_plugins():
+        plugin = get_plugin(name)
+        presets = ", ".join(plugin.presets)
+        print(f"{name:8s} {plugin.task:6s} default data: {plugin.default_dataset:8s} presets: {presets}")
+    for name, reason in broken_plugins().items():
+        print(f"{name:8s} BROKEN {reason}", file=sys.stderr)
+
+
+def cmd_train(args, plugin) -> None:
+    from genkit.checkpoint import list_checkpoints
+    from genkit.trainer import Trainer, resolve_config
+
+    overrides = {k: v for k, v in vars(args).items() if k not in ("command", "plugin", "preset", "resume", "init_from")}
+    overwrite = overrides.pop("overwrite")
+    config = resolve_config(plugin, args.preset, overrides)
+    if list_checkpoints(config["output"]) and not args.resume and not overwrite:
+        raise GenkitError(
+            f"{config['output']} already holds checkpoints of a run; continue it with --resume latest, "
+            f"or pass --overwrite (or another --output) to start afresh"
+        )
+    output = Trainer(plugin, config, resume=args.resume, init_from=args.init_from).train()
+    print(f"model, samples and model card written to {output}")
+
+
+def cmd_sample(args, plugin, kwargs) -> None:
+    from genkit.io import load
+    from genkit.samples import write_samples
+
+    if args.n < 1:
+        raise GenkitError(f"--n must be >= 1, got {args.n}")
+    pipeline = load(args.model)
+    out = args.out or ("samples.txt" if plugin.task == "text" else "samples.png")
+    write_samples(plugin, pipeline, out, n=args.n, seed=args.seed, **kwargs)
+    print(f"wrote {args.n} samples to {out}")
+
+
+def cmd_eval(args, plugin, kwargs) -> None:
+    from genkit.card import write_model_card
+    from genkit.data import load_splits
+    from genkit.io import load, read_metadata, resolve
+
+    folder = resolve(args.model)
+    meta = read_metadata(folder)
+    config = {**meta.get("config", {}), **kwargs}
+    if args.dataset:
+        config["dataset"] = args.dataset
+    config["seed"] = args.seed
+    pipeline = load(folder)
+    splits = load_splits(
+        str(config["dataset"]),
+        plugin.task,
+        image_column=config.get("image_column"),
+        label_column=config.get("label_column"),
+        text_column=config.get("text_column"),
+        image_size=config.get("image_size"),
+        num_samples=config.get("num_samples"),
+        seed=meta.get("config", {}).get("seed", 0),
+        test_fraction=config.get("test_fraction", 0.1),
+    )
+    data = plugin.prepare_data(splits, config)
+    evaluation = plugin.evaluate(pipeline, data, config)
+    print(json.dumps(evaluation, indent=2, default=str))
+    in_cache = "huggingface" in folder.parts or "hub" in folder.parts
+    if not args.no_card and not in_cache:
+        (folder / "eval_results.json").write_text(json.dumps(evaluation, indent=2, default=str))
+        write_model_card(folder, plugin=plugin, dataset=str(config["dataset"]), config=meta.get("config", {}),
+                         evaluation=evaluation)
+
+
+def cmd_info(args) -> None:
+    from genkit.io import read_metadata, resolve
+
+    folder = resolve(args.model)
+    meta = read_metadata(folder)
+    info: dict[str, Any] = {"folder": str(folder), **meta, "files": {}}
+    for f in sorted(folder.rglob("*")):
+        if f.is_file() and ".cache" not in f.parts:
+            info["files"][f.relative_to(folder).as_posix()] = f.stat().st_size
+    results = folder / "eval_results.json"
+    if results.exists():
+        info["evaluation"] = json.loads(results.read_text())
+    print(json.dumps(info, indent=2, default=str))
+
+
+def cmd_push(args) -> None:
+    from genkit.io import check_folder, push_to_hub, read_metadata
+
+    read_metadata(args.model)
+    check_folder(args.model)
+    plan = push_to_hub(args.model, args.repo_id, private=args.private, dry_run=args.dry_run)
+    if args.dry_run:
+        print(f"dry run: would create {plan['repo_type']} repo {plan['repo_id']} (private={plan['private']}) "
+              f"and upload {len(plan['files'])} files:")
+        for f in plan["files"]:
+            print(f"  {f['path']}  ({f['bytes']} bytes)")
+    else:
+        print(f"uploaded {len(plan['files'])} files to {plan['url']}")
+
+
+def cmd_export(args) -> None:
+    from genkit.io import load, read_metadata, resolve
+    from genkit.registry import get_plugin
+
+    folder = resolve(args.model)
+    plugin = get_plugin(read_metadata(folder)["plugin"])
+    if not hasattr(plugin, "export"):
+        raise GenkitError(f"plugin {plugin.name!r} has no export; its folder already loads with stock libraries")
+    plugin.export(load(folder), Path(args.out))
+    print(f"exported to {args.out}")
+
+
+def cmd_demo(args) -> None:
+    from genkit.demo import serve
+
+    serve(args.model, host=args.host, port=args.port, share=args.share)
+
+
+def cmd_space(args) -> None:
+    from genkit import spaces
+
+    if args.space_command == "build":
+        out = spaces.build_space(args.model, args.out, title=args.title, hub_id=args.hub_id)
+        print(f"Space written to {out}")
+    else:
+        plan = spaces.push_space(args.folder, args.space_id, private=args.private, dry_run=args.dry_run)
+        print(json.dumps(plan, indent=2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        plugin = _plugin_for(argv) if argv else None
+        parser = build_parser(plugin, argv[0] if argv else None)
+        args = parser.parse_args(argv)
+        if args.command == "list":
+            cmd_list(args)
+        elif args.command == "train":
+            cmd_train(args, plugin)
+        elif args.command == "sample":
+            cmd_sample(args, plugin, _plugin_kwargs(args, parser, "sample"))
+        elif args.command == "eval":
+            cmd_eval(args, plugin, _plugin_kwargs(args, parser, "eval"))
+        else:
+            {"info": cmd_info, "push": cmd_push, "export": cmd_export, "demo": cmd_demo, "space": cmd_space}[
+                args.command
+            ](args)
+    except GenkitError as exc:
+        print(f"genkit: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("genkit: interrupted; continue a training run with --resume latest", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,442 @@
+"""One Accelerate training loop for every plugin.
+
+The same code runs as ``genkit train ...`` on a laptop CPU, on one GPU, and under ``accelerate launch`` on many
+processes: accelerate picks the device, process group and precision; plugins only return losses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from genkit import checkpoint as ckpt
+from genkit.errors import ConfigError, GenkitError, TrainingError
+from genkit.plugin import OptimizerSpec, StepContext
+
+__all__ = ["TRAINER_DEFAULTS", "EpochSampler", "Trainer", "resolve_config"]
+
+# Trainer settings every plugin shares. A plugin's `defaults` and presets may override any of them.
+TRAINER_DEFAULTS: dict[str, Any] = {
+    "dataset": None,  # None -> the plugin's default_dataset
+    "output": None,  # None -> outputs/<plugin>-<dataset>
+    "max_steps": None,  # optimizer updates; --epochs converts to this
+    "epochs": None,
+    "batch_size": 64,
+    "lr": 2e-4,
+    "lr_scheduler": "constant_with_warmup",  # any name diffusers.optimization.get_scheduler knows
+    "warmup_steps": 0,
+    "grad_accum": 1,  # micro-batches per optimizer update
+    "max_grad_norm": 1.0,  # 0 disables clipping
+    "mixed_precision": "no",  # no | fp16 | bf16
+    "seed": 0,
+    "checkpoint_every": 500,
+    "checkpoints_total_limit": 2,
+    "sample_every": 500,  # sample-grid PNG + TensorBoard image every N updates (0: only at the end)
+    "log_every": 10,
+    "num_sample_images": 64,
+    "log_with": "tensorboard",  # tensorboard | none
+    "eval": True,  # evaluate on the test split at the end and write the results into the model card
+    "image_size": None,
+    "channels": None,  # None: keep the data's own channel count
+    "num_samples": None,  # size of generated datasets (shapes)
+    "test_fraction": 0.1,
+    "image_column": None,
+    "label_column": None,
+    "text_column": None,
+}
+
+
+def resolve_config(plugin, preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Trainer defaults < plugin defaults < preset < explicit command-line values (None means "not given")."""
+    if preset not in plugin.presets:
+        raise ConfigError(f"unknown preset {preset!r} for plugin {plugin.name!r}; known: {', '.join(plugin.presets)}")
+    config = {**TRAINER_DEFAULTS, **plugin.defaults, **plugin.presets[preset]}
+    config.update({k: v for k, v in overrides.items() if v is not None})
+    config["preset"] = preset
+    config["plugin"] = plugin.name
+    if config["dataset"] is None:
+        config["dataset"] = plugin.default_dataset
+    if config["mixed_precision"] not in ("no", "fp16", "bf16"):
+        raise ConfigError(f"--mixed-precision must be no, fp16 or bf16, got {config['mixed_precision']!r}")
+    for key in ("batch_size", "grad_accum"):
+        if int(config[key]) < 1:
+            raise ConfigError(f"--{key.replace('_', '-')} must be >= 1, got {config[key]}")
+    if config["max_steps"] is not None and config["epochs"] is not None and "max_steps" in overrides:
+        if overrides.get("max_steps") is not None and overrides.get("epochs") is not None:
+            raise ConfigError("give --max-steps or --epochs, not both")
+    if config["output"] is None:
+        config["output"] = str(Path("outputs") / f"{plugin.name}-{Path(str(config['dataset'])).name}")
+    return config
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """A permutation fixed by (seed, epoch), so a resumed run sees exactly the batches it would have seen."""
+
+    def __init__(self, n: int, seed: int, shuffle: bool = True):
+        self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        if not self.shuffle:
+            return iter(range(self.n))
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+class Trainer:
+    """Trains one plugin on its prepared data; ``train()`` returns the output folder."""
+
+    def __init__(self, plugin, config: dict[str, Any], resume: str | None = None, init_from: str | None = None):
+        from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
+        from accelerate.utils import ProjectConfiguration
+
+        self.plugin, self.config, self.resume, self.init_from = plugin, config, resume, init_from
+        self.output = Path(config["output"])
+        self.specs: list[OptimizerSpec] = plugin.optimizers(config)
+        handlers = []
+        if len(self.specs) > 1:
+            # Each phase freezes the other phases' modules; DDP must not wait for their gradients.
+            handlers.append(DistributedDataParallelKwargs(find_unused_parameters=True))
+        log_with = None if config["log_with"] in (None, "none") else config["log_with"]
+        self.accelerator = Accelerator(
+            mixed_precision=config["mixed_precision"],
+            log_with=log_with,
+            project_config=ProjectConfiguration(project_dir=str(self.output), logging_dir=str(self.output / "logs")),
+            # Sequential plugins (TBPTT) split every batch across processes, so each keeps contiguous streams.
+            dataloader_config=DataLoaderConfiguration(split_batches=getattr(plugin, "sequential_batches", False)),
+            kwargs_handlers=handlers,
+        )
+
+    # ---- setup -----------------------------------------------------------------------------------------------
+    def _setup(self) -> None:
+        from accelerate.utils import set_seed
+
+        from genkit.data import load_splits
+
+        acc, plugin, config = self.accelerator, self.plugin, self.config
+        set_seed(config["seed"])
+        with acc.main_process_first():
+            splits = load_splits(
+                str(config["dataset"]),
+                plugin.task,
+                image_column=config["image_column"],
+                label_column=config["label_column"],
+                text_column=config["text_column"],
+                image_size=config["image_size"],
+                num_samples=config["num_samples"],
+                seed=config["seed"],
+                test_fraction=config["test_fraction"],
+            )
+            self.data = plugin.prepare_data(splits, config)
+        if self.init_from:
+            from genkit.io import load
+
+            self.modules = plugin.modules_from_pipeline(load(self.init_from))
+        else:
+            self.modules = plugin.build(config, self.data.info)
+        missing = {m for s in self.specs for m in s.modules} - set(self.modules)
+        if missing:
+            raise ConfigError(f"plugin {plugin.name!r} optimizes modules it did not build: {sorted(missing)}")
+
+        batch_size = int(config["batch_size"])
+        sequential = getattr(plugin, "sequential_batches", False)
+        if sequential and batch_size % acc.num_processes:
+            raise ConfigError(f"--batch-size {batch_size} must be divisible by the {acc.num_processes} processes")
+        if len(self.data.train) < batch_size * (1 if sequential else acc.num_processes):
+            raise ConfigError(
+                f"the training split has {len(self.data.train)} examples, fewer than one batch of {batch_size} "
+                f"per process; lower --batch-size"
+            )
+        self.sampler = EpochSampler(len(self.data.train), config["seed"], shuffle=not sequential)
+        loader = torch.utils.data.DataLoader(
+            self.data.train, batch_size=batch_size, sampler=self.sampler, drop_last=True, num_workers=0
+        )
+        batches_per_epoch = len(loader) // (1 if sequential else acc.num_processes)
+        self.updates_per_epoch = max(1, batches_per_epoch // int(config["grad_accum"]))
+        if config["max_steps"] is None:
+            epochs = config["epochs"] if config["epochs"] is not None else 1
+            config["max_steps"] = int(math.ceil(float(epochs) * self.updates_per_epoch))
+        self.max_steps = int(config["max_steps"])
+
+        self.optimizers = []
+        for spec in self.specs:
+            params = [p for m in spec.modules for p in self.modules[m].parameters()]
+            self.optimizers.append(
+                torch.optim.AdamW(params, lr=spec.lr, betas=tuple(spec.betas), weight_decay=spec.weight_decay)
+            )
+        from diffusers.optimization import get_scheduler
+
+        self.schedulers = [
+            get_scheduler(
+                config["lr_scheduler"],
+                opt,
+                num_warmup_steps=int(config["warmup_steps"]),
+                num_training_steps=max(1, math.ceil(self.max_steps / spec.every)),
+            )
+            for spec, opt in zip(self.specs, self.optimizers)
+        ]
+        names = list(self.modules)
+        prepared = acc.prepare(*[self.modules[n] for n in names], *self.optimizers, loader)
+        self.wrapped = dict(zip(names, prepared[: len(names)]))
+        self.optimizers = list(prepared[len(names) : len(names) + len(self.optimizers)])
+        self.loader = prepared[-1]
+        self.emas = self._make_emas()
+        self.carry: dict[str, torch.Tensor] = {}
+        self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        self.last_checkpoint: Path | None = None
+        if self.resume:
+            self._load_checkpoint(ckpt.find_checkpoint(self.output, self.resume))
+        if not self.resume:  # a resumed run gets every process's RNG back from the checkpoint instead
+            set_seed(config["seed"] + acc.process_index)
+
+    def _make_emas(self) -> dict[str, Any]:
+        from diffusers.training_utils import EMAModel
+
+        emas = {}
+        for name, setting in self.plugin.ema.items():
+            kwargs = setting if isinstance(setting, dict) else {"decay": float(setting)}
+            module = self.accelerator.unwrap_model(self.wrapped[name])
+            ema = EMAModel(module.parameters(), **kwargs)
+            ema.to(self.accelerator.device)
+            emas[name] = ema
+        return emas
+
+    # ---- checkpoints ---------------------------------------------------------------------------------------------
+    def _save_checkpoint(self) -> None:
+        from accelerate.utils import gather_object
+        from safetensors.torch import save_file
+
+        acc = self.accelerator
+        rng_states = gather_object([ckpt.rng_state()])  # every process's RNG, written by the main process
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            folder = self.output / f"checkpoint-{self.step}"
+            tmp = self.output / f".tmp-checkpoint-{self.step}"
+            tmp.mkdir(parents=True, exist_ok=True)
+            for name, module in self.wrapped.items():
+                state = {k: v.contiguous() for k, v in acc.unwrap_model(module).state_dict().items()}
+                save_file(state, str(tmp / f"model-{name}.safetensors"))
+            for spec, opt, sched in zip(self.specs, self.optimizers, self.schedulers):
+                ckpt.save_optimizer(tmp / f"optimizer-{spec.name}", opt.optimizer if hasattr(opt, "optimizer") else opt)
+                ckpt.save_tensors_and_json(tmp / f"scheduler-{spec.name}", sched.state_dict())
+            for name, ema in self.emas.items():
+                ckpt.save_tensors_and_json(tmp / f"ema-{name}", ema.state_dict())
+            if acc.scaler is not None:
+                ckpt.save_tensors_and_json(tmp / "grad_scaler", acc.scaler.state_dict())
+            ckpt.save_tensors_and_json(tmp / "rng", rng_states)
+            ckpt.save_tensors_and_json(tmp / "carry", self.carry)
+            state = {
+                "step": self.step,
+                "epoch": self.epoch,
+                "batch_in_epoch": self.batch_in_epoch,
+                "num_processes": acc.num_processes,
+                "config": self.config,
+            }
+            # trainer_state.json last: a checkpoint without it is incomplete and is never resumed from.
+            (tmp / "trainer_state.json").write_text(json.dumps(state, indent=2, default=str))
+            if folder.exists():
+                import shutil
+
+                shutil.rmtree(folder)
+            tmp.rename(folder)
+            ckpt.prune_checkpoints(self.output, self.config["checkpoints_total_limit"])
+        self.last_checkpoint = self.output / f"checkpoint-{self.step}"
+        acc.wait_for_everyone()
+
+    def _load_checkpoint(self, folder: Path) -> None:
+        from safetensors.torch import load_file
+
+        acc = self.accelerator
+        state = json.loads((folder / "trainer_state.json").read_text())
+        if state["num_processes"] != acc.num_processes:
+            raise GenkitError(
+                f"{folder} was written by {state['num_processes']} processes; resume it with the same number "
+                f"(now {acc.num_processes})"
+            )
+        for name, module in self.wrapped.items():
+            acc.unwrap_model(module).load_state_dict(load_file(str(folder / f"model-{name}.safetensors")))
+        for spec, opt, sched in zip(self.specs, self.optimizers, self.schedulers):
+            ckpt.load_optimizer(folder / f"optimizer-{spec.name}", opt.optimizer if hasattr(opt, "optimizer") else opt)
+            sched.load_state_dict(ckpt.load_tensors_and_json(folder / f"scheduler-{spec.name}"))
+        for name, ema in self.emas.items():
+            ema.load_state_dict(ckpt.load_tensors_and_json(folder / f"ema-{name}"))
+            ema.to(acc.device)
+        if acc.scaler is not None and (folder / "grad_scaler.json").exists():
+            acc.scaler.load_state_dict(ckpt.load_tensors_and_json(folder / "grad_scaler"))
+        ckpt.set_rng_state(ckpt.load_tensors_and_json(folder / "rng")[acc.process_index])
+        self.carry = {k: v.to(acc.device) for k, v in ckpt.load_tensors_and_json(folder / "carry").items()}
+        self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        self.last_checkpoint = folder
+        acc.print(f"resumed from {folder} at step {self.step}")
+
+    # ---- the loop ------------------------------------------------------------------------------------------------
+    def _phase_modules(self, spec: OptimizerSpec):
+        """Only the phase's own modules get gradients (the generator phase must not touch the discriminator's)."""
+        for name, module in self.wrapped.items():
+            module.requires_grad_(name in spec.modules)
+
+    def _no_sync(self, sync: bool):
+        stack = contextlib.ExitStack()
+        if not sync:
+            for module in self.wrapped.values():
+                stack.enter_context(self.accelerator.no_sync(module))
+        return stack
+
+    def _check_finite(self, value: torch.Tensor, phase: str) -> float:
+        value = self.accelerator.reduce(value.detach().float().reshape(1), reduction="mean")
+        value = float(value.item())
+        if not math.isfinite(value):
+            last = str(self.last_checkpoint) if self.last_checkpoint else "none (no checkpoint saved yet)"
+            raise TrainingError(
+                f"{phase} loss became {value} at step {self.step}; last good checkpoint: {last} "
+                f"(resume from it with --resume, perhaps with a lower --lr or --max-grad-norm)"
+            )
+        return value
+
+    def train(self) -> Path:
+        from tqdm.auto import tqdm
+
+        self._setup()
+        acc, config = self.accelerator, self.config
+        if acc.is_main_process:
+            self.output.mkdir(parents=True, exist_ok=True)
+        if config["log_with"] not in (None, "none"):
+            acc.init_trackers("genkit", config={k: v for k, v in config.items() if isinstance(v, (int, float, str, bool))})
+        accum = int(config["grad_accum"])
+        max_norm = float(config["max_grad_norm"] or 0)
+        bar = tqdm(total=self.max_steps, initial=self.step, disable=not acc.is_local_main_process, desc="train")
+        micro = self.batch_in_epoch % accum
+        sums: dict[str, float] = {}
+        t0, done = time.perf_counter(), False
+        while self.step < self.max_steps and not done:
+            self.sampler.set_epoch(self.epoch)
+            loader = self.loader
+            if self.batch_in_epoch:
+                from accelerate import skip_first_batches
+
+                loader = skip_first_batches(self.loader, self.batch_in_epoch)
+            for batch in loader:
+                self.batch_in_epoch += 1
+                micro += 1
+                sync = micro == accum
+                for spec, opt in zip(self.specs, self.optimizers):
+                    if self.step % spec.every:
+                        continue
+                    self._phase_modules(spec)
+                    ctx = StepContext(phase=spec.name, step=self.step, config=config, carry=self.carry)
+                    with self._no_sync(sync), acc.autocast():
+                        out = self.plugin.training_step(self.wrapped, batch, ctx)
+                    acc.backward(out["loss"] / accum)
+                    for key, value in out.items():
+                        name = f"{spec.name}/{key}" if len(self.specs) > 1 else key
+                        v = value if isinstance(value, float) else self._check_finite(value, spec.name)
+                        sums[name] = sums.get(name, 0.0) + v / accum
+                    if sync:
+                        if max_norm > 0:
+                            params = [p for m in spec.modules for p in self.wrapped[m].parameters()]
+                            norm = acc.clip_grad_norm_(params, max_norm)
+                            sums[f"{spec.name}/grad_norm"] = float(norm)
+                        opt.step()
+                        self.schedulers[self.specs.index(spec)].step()
+                        opt.zero_grad(set_to_none=True)
+                if not sync:
+                    continue
+                micro = 0
+                for name, ema in self.emas.items():
+                    ema.step(acc.unwrap_model(self.wrapped[name]).parameters())
+                self.step += 1
+                bar.update(1)
+                if self.step % int(config["log_every"]) == 0 or self.step == self.max_steps:
+                    sums["lr"] = self.schedulers[0].get_last_lr()[0]
+                    sums["epoch"] = self.epoch + self.batch_in_epoch / max(1, len(self.loader))
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in sums.items() if k.endswith("loss")})
+                    acc.log(sums, step=self.step)
+                sums = {}
+                if config["sample_every"] and self.step % int(config["sample_every"]) == 0:
+                    self._write_samples(self.output / "samples" / f"step-{self.step:06d}.png")
+                if config["checkpoint_every"] and self.step % int(config["checkpoint_every"]) == 0:
+                    self._save_checkpoint()
+                if self.step >= self.max_steps:
+                    done = True
+                    break
+            else:
+                self.epoch += 1
+                self.batch_in_epoch = 0
+        bar.close()
+        elapsed = time.perf_counter() - t0
+        acc.print(f"trained {self.step} steps in {elapsed:.1f}s")
+        if not self.last_checkpoint or self.last_checkpoint.name != f"checkpoint-{self.step}":
+            self._save_checkpoint()
+        self._finish(elapsed)
+        acc.end_training()
+        return self.output
+
+    # ---- outputs -------------------------------------------------------------------------------------------------
+    def final_modules(self) -> dict[str, nn.Module]:
+        """Unwrapped copies of the trained modules, EMA weights swapped in where the plugin keeps an EMA."""
+        modules = {}
+        for name, module in self.wrapped.items():
+            module = copy.deepcopy(self.accelerator.unwrap_model(module)).float().cpu().eval()
+            module.requires_grad_(False)
+            if name in self.emas:
+                self.emas[name].copy_to(module.parameters())
+            modules[name] = module
+        return modules
+
+    def pipeline(self):
+        return self.plugin.to_pipeline(self.final_modules(), self.data, self.config)
+
+    def _write_samples(self, path: Path) -> None:
+        if not self.accelerator.is_main_process:
+            return
+        from genkit.samples import write_samples
+
+        pipeline = self.pipeline()
+        images = write_samples(self.plugin, pipeline, path, n=int(self.config["num_sample_images"]), seed=0)
+        tracker = self._tensorboard()
+        if tracker is not None and images is not None:
+            import numpy as np
+
+            tracker.writer.add_image("samples", np.asarray(images), self.step, dataformats="HWC")
+
+    def _tensorboard(self):
+        try:
+            return self.accelerator.get_tracker("tensorboard", unwrap=False)
+        except (ValueError, KeyError):
+            return None
+
+    def _finish(self, elapsed: float) -> None:
+        acc = self.accelerator
+        acc.wait_for_everyone()
+        if not acc.is_main_process:
+            return
+        from genkit.card import write_model_card
+        from genkit.io import write_metadata
+        from genkit.samples import write_samples
+
+        pipeline = self.pipeline()
+        self.plugin.save_pipeline(pipeline, self.output)
+        info = self.data.info
+        write_metadata(self.output, self.plugin.name, data=info.__dict__, config=self.config, train_seconds=elapsed)
+        sample_file = "samples.png" if self.plugin.task == "image" else "samples.txt"
+        write_samples(self.plugin, pipeline, self.output / sample_file, n=int(self.config["num_sample_images"]), seed=0)
+        evaluation = self.plugin.evaluate(pipeline, self.data, self.config) if self.config["eval"] else None
+        if evaluation:
+            (self.output / "eval_results.json").write_text(json.dumps(evaluation, indent=2, default=str))
+            acc.print(json.dumps(evaluation["metrics"]))
+        write_model_card(
+            self.output, plugin=self.plugin, dataset=str(self.config["dataset"]), config=self.config, evaluation=evaluation
+        )
