@@ -1,0 +1,506 @@
+"""Data sources for ``genkit train --dataset X`` and ``genkit eval``, all through the ``datasets`` library.
+
+``load_splits`` turns a source name (a built-in, a local folder or file, a Hub dataset id) into a ``DatasetDict`` with
+exactly a ``train`` and a ``test`` split and normalized columns: ``image`` (+ ``label``) for images, ``text`` for
+text. ``prepare_images`` turns those splits into in-memory torch datasets for the image plugins. See docs/data.md.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import glob
+import math
+import os
+import sysconfig
+from pathlib import Path
+
+import datasets
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageOps
+
+from genkit.errors import ConfigError, DataError
+from genkit.plugin import DataInfo, PreparedData
+
+__all__ = [
+    "BUILTIN_SOURCES",
+    "SHAPE_CLASSES",
+    "STDLIB_MODULES",
+    "ImageTensorDataset",
+    "images_to_tensor",
+    "load_splits",
+    "make_grid",
+    "prepare_images",
+    "tensor_to_pil",
+]
+
+BUILTIN_SOURCES = {"digits": "image", "shapes": "image", "stdlib": "text"}
+
+SHAPE_CLASSES = ["circle", "square", "triangle", "star", "cross"]
+
+# The `stdlib` corpus: these modules' source files, in this order. All are plain-Python modules present in every
+# CPython from 3.10 to 3.13 (checked); together about 2 MB of code and docstrings (1.9 MB on 3.10, 2.1 MB on 3.13).
+STDLIB_MODULES = (
+    "argparse ast base64 bisect calendar cmd code codecs colorsys configparser contextlib copy csv dataclasses "
+    "difflib dis enum filecmp fileinput fnmatch fractions functools getopt gettext glob graphlib gzip heapq hmac "
+    "inspect ipaddress linecache numbers operator optparse os pickle pkgutil platform posixpath pprint queue random "
+    "reprlib sched shelve shlex shutil statistics string subprocess tempfile textwrap threading timeit tokenize "
+    "traceback types typing uuid warnings weakref"
+).split()
+
+# Builders for local files, by extension; anything PIL can open goes to "imagefolder".
+_FILE_BUILDERS = {
+    ".parquet": "parquet",
+    ".arrow": "arrow",
+    ".txt": "text",
+    ".csv": "csv",
+    ".json": "json",
+    ".jsonl": "json",
+}
+_GRAYSCALE_MODES = {"1", "L", "LA", "I", "I;16", "F"}
+_TEXT_COLUMN_NAMES = ("text", "content", "sentence")
+_LABEL_COLUMN_NAMES = ("label", "labels", "class")
+_SUPERSAMPLE = 4  # shapes are drawn 4x larger, then box-filtered down: antialiased edges
+
+
+# ---- load_splits ----------------------------------------------------------------------------------------------------
+def load_splits(
+    source: str,
+    task: str,
+    *,
+    image_column: str | None = None,
+    label_column: str | None = None,
+    text_column: str | None = None,
+    image_size: int | None = None,
+    num_samples: int | None = None,
+    seed: int = 0,
+    test_fraction: float = 0.1,
+) -> datasets.DatasetDict:
+    """Load ``source`` as ``{"train", "test"}`` splits with normalized columns for ``task`` ("image" or "text").
+
+    ``image_size`` only changes the built-in image sources (others keep their size until ``prepare_images``);
+    ``num_samples`` is the number of examples kept over both splits (for ``shapes``: how many to draw).
+    """
+    if task not in ("image", "text"):
+        raise ValueError(f"task must be 'image' or 'text', not {task!r}")
+    if not 0 < test_fraction < 1:
+        raise DataError(f"test fraction must be between 0 and 1 (exclusive), not {test_fraction}")
+    if num_samples is not None and num_samples < 2:
+        raise DataError(f"num_samples must be at least 2 (one train and one test example), not {num_samples}")
+
+    raw = _load_raw(source, task, image_size=image_size, num_samples=num_samples, seed=seed)
+    if isinstance(raw, datasets.Dataset):
+        raw = datasets.DatasetDict({"train": raw})
+    if sum(split.num_rows for split in raw.values()) == 0:
+        raise DataError(f"dataset {source!r} has no rows")
+
+    if task == "image":
+        raw = datasets.DatasetDict(
+            {name: _image_columns(split, source, image_column, label_column) for name, split in raw.items()}
+        )
+        if "label" in raw[next(iter(raw))].column_names:
+            raw = _as_class_label(raw, source)
+    else:
+        raw = datasets.DatasetDict({name: _text_column(split, source, text_column) for name, split in raw.items()})
+    return _split(raw, source, task, num_samples=num_samples, seed=seed, test_fraction=test_fraction)
+
+
+def _load_raw(
+    source: str, task: str, *, image_size: int | None, num_samples: int | None, seed: int
+) -> datasets.Dataset | datasets.DatasetDict:
+    if source in BUILTIN_SOURCES:
+        if BUILTIN_SOURCES[source] != task:
+            same_task = ", ".join(name for name, kind in BUILTIN_SOURCES.items() if kind == task)
+            raise DataError(
+                f"dataset {source!r} is {'a text corpus' if task == 'image' else 'an image dataset'}, but this model "
+                f"needs {'images' if task == 'image' else 'text'}; built-in {task} datasets: {same_task}"
+            )
+        if source == "digits":
+            return _digits(image_size)
+        if source == "shapes":
+            return _shapes(
+                3000 if num_samples is None else num_samples, 32 if image_size is None else image_size, seed
+            )
+        return _stdlib_corpus()
+    if "," in source or glob.has_magic(source) or os.path.exists(source):
+        return _load_local(source)
+    return _load_hub(source)
+
+
+def _load_local(source: str) -> datasets.Dataset | datasets.DatasetDict:
+    path = Path(source)
+    try:
+        if path.is_dir():
+            if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
+                return datasets.load_from_disk(str(path))  # written by Dataset(Dict).save_to_disk
+            # datasets picks the builder from the most common file type (imagefolder with labels from class
+            # subfolders, parquet, arrow, text, ...) and the splits from file/folder names (train/, test.parquet).
+            return datasets.load_dataset(str(path))
+        files = _expand_files(source)
+        if all(os.path.getsize(f) == 0 for f in files):
+            raise DataError(f"dataset {source!r} has no rows (its files are empty)")
+        suffixes = {Path(f).suffix.lower() for f in files}
+        builders = {_builder_for(s) for s in suffixes}
+        if len(builders) != 1 or None in builders:
+            raise DataError(
+                f"cannot read {source!r}: expected files of one kind ({', '.join(sorted(_FILE_BUILDERS))} or "
+                f"images), got {', '.join(sorted(suffixes))}"
+            )
+        return datasets.load_dataset(builders.pop(), data_files=files)
+    except DataError:
+        raise
+    except Exception as err:  # a corrupt file, an empty folder, ...: the user's data, not a genkit bug
+        if "corresponds to no data" in str(err):  # how datasets reports a split read from data files with no rows
+            raise DataError(f"dataset {source!r} has no rows") from err
+        raise DataError(f"cannot read {source!r}: {_reason(err)}") from err
+
+
+def _expand_files(source: str) -> list[str]:
+    """Comma-separated paths and globs -> the files they name, in a fixed (sorted) order."""
+    files = []
+    for part in (p.strip() for p in source.split(",") if p.strip()):
+        matches = sorted(glob.glob(part, recursive=True)) if glob.has_magic(part) else [part]
+        found = [m for m in matches if os.path.isfile(m)]
+        if not found:
+            raise DataError(f"no file matches {part!r} (from dataset {source!r})")
+        files += found
+    return files
+
+
+def _builder_for(suffix: str) -> str | None:
+    if suffix in _FILE_BUILDERS:
+        return _FILE_BUILDERS[suffix]
+    return "imagefolder" if suffix in Image.registered_extensions() else None
+
+
+def _load_hub(source: str) -> datasets.DatasetDict:
+    try:
+        return datasets.load_dataset(source)
+    except Exception as err:
+        hub_error = err
+    # Offline, datasets only reads its own Arrow cache ($HF_HOME/datasets); a dataset fetched with
+    # `hf download --repo-type dataset` sits in the hub cache ($HF_HOME/hub) instead: read that snapshot.
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = snapshot_download(source, repo_type="dataset", local_files_only=True)
+    except Exception:
+        raise DataError(
+            f"unknown dataset {source!r}; built-in: {', '.join(BUILTIN_SOURCES)}; or a local folder/file, or a Hub "
+            f"dataset id ({_reason(hub_error)})"
+        ) from hub_error
+    return _load_local(folder)
+
+
+def _reason(err: BaseException) -> str:
+    """The root cause in one line: datasets wraps the useful error (DatasetGenerationError from a bad file)."""
+    while err.__cause__ is not None:
+        err = err.__cause__
+    return f"{type(err).__name__}: {_first_line(err)}"
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [""])[0]
+
+
+# ---- column normalization -------------------------------------------------------------------------------------------
+def _describe(split: datasets.Dataset) -> str:
+    return ", ".join(f"{name} ({_feature_name(f)})" for name, f in split.features.items()) or "none"
+
+
+def _feature_name(feature) -> str:
+    return feature.dtype if isinstance(feature, datasets.Value) else type(feature).__name__
+
+
+def _require(split: datasets.Dataset, column: str, source: str, flag: str) -> None:
+    if column not in split.column_names:
+        raise DataError(f"column {column!r} ({flag}) not found in dataset {source!r}; its columns: {_describe(split)}")
+
+
+def _image_columns(
+    split: datasets.Dataset, source: str, image_column: str | None, label_column: str | None
+) -> datasets.Dataset:
+    features = split.features
+    if image_column is None:
+        image_column = next((n for n, f in features.items() if isinstance(f, datasets.Image)), None)
+        if image_column is None:
+            raise DataError(
+                f"found no image column in dataset {source!r}; its columns: {_describe(split)}; "
+                "name one with --image-column"
+            )
+    else:
+        _require(split, image_column, source, "--image-column")
+        if not isinstance(features[image_column], datasets.Image):
+            try:  # file paths or {"bytes", "path"} structs, e.g. from a parquet written by pandas
+                split = split.cast_column(image_column, datasets.Image())
+            except Exception as err:
+                raise DataError(
+                    f"column {image_column!r} of dataset {source!r} holds {_feature_name(features[image_column])}, "
+                    f"not images ({_first_line(err)})"
+                ) from err
+
+    if label_column is None:
+        label_column = next((n for n, f in features.items() if isinstance(f, datasets.ClassLabel)), None)
+        label_column = label_column or next((n for n in _LABEL_COLUMN_NAMES if n in features), None)
+    else:
+        _require(split, label_column, source, "--label-column")
+
+    if label_column is None:
+        return split.select_columns([image_column]).rename_columns(_renames({image_column: "image"}))
+    split = split.select_columns([image_column, label_column])
+    return split.rename_columns(_renames({image_column: "image", label_column: "label"}))
+
+
+def _as_class_label(splits: datasets.DatasetDict, source: str) -> datasets.DatasetDict:
+    """Make ``label`` a ClassLabel shared by all splits: integers 0..K-1 keep their values (names "0".."K-1"),
+    strings become indices into their sorted distinct values."""
+    feature = splits[next(iter(splits))].features["label"]
+    if isinstance(feature, datasets.ClassLabel):
+        return splits
+    dtype = feature.dtype if isinstance(feature, datasets.Value) else ""
+    values = {v for split in splits.values() for v in split.unique("label")}
+    if dtype.startswith(("int", "uint")) and min(values) >= 0:
+        names = [str(i) for i in range(max(values) + 1)]
+    elif "string" in dtype:
+        names = sorted(values)
+    else:
+        raise DataError(
+            f"the label column of dataset {source!r} holds {_feature_name(feature)}; labels must be class names "
+            "or integers 0..K-1 (or pass --label-column to pick another column)"
+        )
+    return splits.cast_column("label", datasets.ClassLabel(names=names))
+
+
+def _renames(mapping: dict[str, str]) -> dict[str, str]:
+    return {old: new for old, new in mapping.items() if old != new}
+
+
+def _text_column(split: datasets.Dataset, source: str, text_column: str | None) -> datasets.Dataset:
+    features = split.features
+    strings = [n for n, f in features.items() if isinstance(f, datasets.Value) and "string" in f.dtype]
+    if text_column is None:
+        text_column = next((n for n in _TEXT_COLUMN_NAMES if n in strings), strings[0] if strings else None)
+        if text_column is None:
+            raise DataError(
+                f"found no text column in dataset {source!r}; its columns: {_describe(split)}; "
+                "name one with --text-column"
+            )
+    else:
+        _require(split, text_column, source, "--text-column")
+        if text_column not in strings:
+            raise DataError(
+                f"column {text_column!r} of dataset {source!r} holds {_feature_name(features[text_column])}, not text"
+            )
+    return split.select_columns([text_column]).rename_columns(_renames({text_column: "text"}))
+
+
+# ---- splitting ------------------------------------------------------------------------------------------------------
+def _split(
+    raw: datasets.DatasetDict, source: str, task: str, *, num_samples: int | None, seed: int, test_fraction: float
+) -> datasets.DatasetDict:
+    """Keep an existing test (or validation) split; otherwise hold out ``test_fraction`` of the rows.
+
+    Images: a seeded random subset. Text: the last rows, in order, so that both splits stay readable text (an LSTM
+    reads the rows joined by newlines; shuffled lines would teach it nonsense).
+    """
+
+    def take(split: datasets.Dataset, n: int | None) -> datasets.Dataset:
+        if n is None or n >= split.num_rows:
+            return split
+        return split.select(range(n)) if task == "text" else split.shuffle(seed=seed).select(range(n))
+
+    n_test = None if num_samples is None else max(1, round(num_samples * test_fraction))
+    n_train = None if num_samples is None else num_samples - n_test
+    held_out = next((raw[name] for name in ("test", "validation") if name in raw), None)
+    if "train" in raw and held_out is not None:
+        splits = datasets.DatasetDict({"train": take(raw["train"], n_train), "test": take(held_out, n_test)})
+    else:
+        data = take(raw["train"] if "train" in raw else next(iter(raw.values())), num_samples)
+        if data.num_rows < 2:
+            raise DataError(f"dataset {source!r} has {data.num_rows} row(s); a train/test split needs at least 2")
+        if task == "text":
+            cut = data.num_rows - max(1, round(data.num_rows * test_fraction))
+            splits = datasets.DatasetDict(
+                {"train": data.select(range(cut)), "test": data.select(range(cut, data.num_rows))}
+            )
+        else:
+            splits = data.train_test_split(test_size=test_fraction, seed=seed)
+    for name, split in splits.items():
+        if split.num_rows == 0:
+            raise DataError(f"the {name} split of dataset {source!r} has no rows")
+    return splits
+
+
+# ---- built-in sources -----------------------------------------------------------------------------------------------
+def _digits(image_size: int | None) -> datasets.Dataset:
+    """scikit-learn's 1,797 8x8 handwritten digits (UCI optdigits test set), shipped with scikit-learn: no download."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    pixels = np.round(digits.images * (255 / 16)).astype(np.uint8)  # values are counts 0..16 of a 4x4 block
+    images = [Image.fromarray(p, mode="L") for p in pixels]
+    if image_size is not None and image_size != 8:
+        images = [im.resize((image_size, image_size), Image.BILINEAR) for im in images]
+    features = datasets.Features(
+        {"image": datasets.Image(), "label": datasets.ClassLabel(names=[str(i) for i in range(10)])}
+    )
+    return datasets.Dataset.from_dict({"image": images, "label": digits.target.tolist()}, features=features)
+
+
+def _shapes(num_samples: int, image_size: int, seed: int) -> datasets.Dataset:
+    """Coloured shapes (SHAPE_CLASSES) at random positions, sizes and angles on a dark background; balanced classes."""
+    rng = np.random.default_rng(seed)
+    labels = rng.permutation(np.arange(num_samples) % len(SHAPE_CLASSES))
+    radii = rng.uniform(0.2, 0.42, num_samples) * image_size  # circumradius, as a fraction of the image side
+    centers = rng.uniform(radii[:, None], image_size - radii[:, None], (num_samples, 2))
+    angles = rng.uniform(0, 2 * math.pi, num_samples)
+    hsv = np.stack(
+        [rng.uniform(0, 1, num_samples), rng.uniform(0.5, 1, num_samples), rng.uniform(0.75, 1, num_samples)]
+    )
+    backgrounds = rng.integers(0, 48, (num_samples, 3))  # dark: every channel < 48 keeps the contrast high
+
+    big = image_size * _SUPERSAMPLE
+    images = []
+    for i in range(num_samples):
+        canvas = Image.new("RGB", (big, big), tuple(int(c) for c in backgrounds[i]))
+        colour = tuple(round(255 * c) for c in colorsys.hsv_to_rgb(*hsv[:, i]))
+        points = _shape_outline(SHAPE_CLASSES[labels[i]], radii[i], angles[i]) + centers[i]
+        ImageDraw.Draw(canvas).polygon([tuple(p) for p in points * _SUPERSAMPLE], fill=colour)
+        images.append(canvas.reduce(_SUPERSAMPLE))
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=SHAPE_CLASSES)})
+    return datasets.Dataset.from_dict({"image": images, "label": labels.tolist()}, features=features)
+
+
+def _shape_outline(kind: str, radius: float, angle: float) -> np.ndarray:
+    """Polygon vertices (K, 2) of a shape centred on 0 with the given circumradius, rotated by ``angle``."""
+    if kind == "circle":
+        t = np.linspace(0, 2 * math.pi, 48, endpoint=False)
+        # 0.85: a circle of the full circumradius would look much bigger than the polygons drawn in the same circle
+        local = np.stack([np.cos(t), np.sin(t)], axis=1) * 0.85
+    elif kind in ("square", "triangle"):
+        t = np.arange(4 if kind == "square" else 3) * 2 * math.pi / (4 if kind == "square" else 3)
+        local = np.stack([np.cos(t), np.sin(t)], axis=1)
+    elif kind == "star":
+        t = np.arange(10) * math.pi / 5
+        r = np.where(np.arange(10) % 2 == 0, 1.0, 0.45)
+        local = np.stack([np.cos(t) * r, np.sin(t) * r], axis=1)
+    else:  # cross: a plus sign whose arms are about 0.6 of the circumradius wide
+        a, w = 1 / math.sqrt(1 + 0.3**2), 0.3 / math.sqrt(1 + 0.3**2)  # arm tips lie on the circumcircle
+        local = np.array(
+            [
+                (w, a),
+                (w, w),
+                (a, w),
+                (a, -w),
+                (w, -w),
+                (w, -a),
+                (-w, -a),
+                (-w, -w),
+                (-a, -w),
+                (-a, w),
+                (-w, w),
+                (-w, a),
+            ]
+        )
+    rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    return local @ rotation.T * radius
+
+
+def _stdlib_corpus() -> datasets.Dataset:
+    """The source of STDLIB_MODULES from this Python's standard library, one row per line (no download)."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    files = [root / f"{name}.py" for name in STDLIB_MODULES if (root / f"{name}.py").is_file()]
+    if not files:
+        raise DataError(f"the 'stdlib' corpus needs the standard library's .py files, and {root} has none of them")
+    lines = []
+    for file in files:
+        lines += file.read_text(encoding="utf-8").splitlines()
+    return datasets.Dataset.from_dict({"text": lines}, features=datasets.Features({"text": datasets.Value("string")}))
+
+
+# ---- torch side -----------------------------------------------------------------------------------------------------
+class ImageTensorDataset(torch.utils.data.Dataset):
+    """Images held as one uint8 tensor (4x less memory than float), scaled to [-1, 1] on access."""
+
+    def __init__(self, pixels: torch.Tensor, labels: torch.Tensor | None = None):
+        self.pixels = pixels  # (N, C, H, W) uint8
+        self.labels = labels  # (N,) int64, or None for unlabelled data
+
+    def __len__(self) -> int:
+        return self.pixels.shape[0]
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        item = {"pixel_values": self.pixels[index].float() / 127.5 - 1}
+        if self.labels is not None:
+            item["labels"] = self.labels[index]
+        return item
+
+
+def prepare_images(splits: datasets.DatasetDict, config: dict) -> PreparedData:
+    """Decode and resize every image once into memory; ``config`` gives image_size, channels (or None) and dataset."""
+    image_size = config["image_size"]
+    decoded = {name: list(splits[name]["image"]) for name in ("train", "test")}
+    channels = config.get("channels")
+    if channels is None:  # the data's own: 1 when every image is grayscale
+        modes = {im.mode for images in decoded.values() for im in images}
+        channels = 1 if modes <= _GRAYSCALE_MODES else 3
+    if channels not in (1, 3):
+        raise ConfigError(f"channels must be 1 or 3 (or None for the data's own), not {channels!r}")
+
+    label_feature = splits["train"].features.get("label")
+    parts = {}
+    for name, images in decoded.items():
+        labels = torch.tensor(list(splits[name]["label"]), dtype=torch.int64) if label_feature is not None else None
+        parts[name] = ImageTensorDataset(_images_to_uint8(images, image_size, channels), labels)
+    info = DataInfo(
+        task="image",
+        dataset=config["dataset"],
+        num_channels=channels,
+        image_size=image_size,
+        num_classes=label_feature.num_classes if label_feature is not None else None,
+        class_names=list(label_feature.names) if label_feature is not None else None,
+    )
+    return PreparedData(train=parts["train"], test=parts["test"], info=info)
+
+
+def _images_to_uint8(images: list[Image.Image], image_size: int, channels: int) -> torch.Tensor:
+    mode = "L" if channels == 1 else "RGB"
+    arrays = []
+    for im in images:
+        im = im.convert(mode)
+        if im.size != (image_size, image_size):  # centre crop to a square, then resize (antialiased)
+            im = ImageOps.fit(im, (image_size, image_size), Image.BILINEAR)
+        arrays.append(np.asarray(im, dtype=np.uint8).reshape(image_size, image_size, channels))
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+def images_to_tensor(pil_images: list[Image.Image], image_size: int, channels: int) -> torch.Tensor:
+    """PIL images -> float32 tensor (N, C, S, S) in [-1, 1], centre-cropped to a square and resized to S."""
+    return _images_to_uint8(pil_images, image_size, channels).float() / 127.5 - 1
+
+
+def tensor_to_pil(t: torch.Tensor) -> list[Image.Image]:
+    """Inverse of ``images_to_tensor``: (N, C, H, W) or (C, H, W) in [-1, 1] -> PIL images ("L" or "RGB")."""
+    if t.dim() == 3:
+        t = t.unsqueeze(0)
+    pixels = ((t.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    arrays = pixels.permute(0, 2, 3, 1).numpy()
+    if arrays.shape[-1] == 1:
+        return [Image.fromarray(a[..., 0], mode="L") for a in arrays]
+    return [Image.fromarray(a, mode="RGB") for a in arrays]
+
+
+def make_grid(images: list[Image.Image], nrow: int | None = None) -> Image.Image:
+    """Paste images into a grid, ``nrow`` per row (default: a square-ish grid), with a 2-pixel white border."""
+    if not images:
+        raise ValueError("make_grid needs at least one image")
+    border = 2
+    nrow = nrow or math.ceil(math.sqrt(len(images)))
+    rows = math.ceil(len(images) / nrow)
+    width, height = max(im.width for im in images), max(im.height for im in images)
+    mode = "L" if all(im.mode == "L" for im in images) else "RGB"
+    grid = Image.new(mode, (nrow * (width + border) + border, rows * (height + border) + border), "white")
+    for i, im in enumerate(images):
+        row, col = divmod(i, nrow)
+        grid.paste(im.convert(mode), (border + col * (width + border), border + row * (height + border)))
+    return grid
