@@ -101,6 +101,7 @@ class Trainer:
 
     def __init__(self, plugin, config: dict[str, Any], resume: str | None = None, init_from: str | None = None):
         from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
+        from accelerate.state import AcceleratorState, GradientState
         from accelerate.utils import ProjectConfiguration
 
         self.plugin, self.config, self.resume, self.init_from = plugin, config, resume, init_from
@@ -111,6 +112,10 @@ class Trainer:
             # Each phase freezes the other phases' modules; DDP must not wait for their gradients.
             handlers.append(DistributedDataParallelKwargs(find_unused_parameters=True))
         log_with = None if config["log_with"] in (None, "none") else config["log_with"]
+        # accelerate keeps one process-wide state; a second run in the same Python process (a notebook, a test)
+        # may use another precision. The process group (PartialState) is kept.
+        AcceleratorState._reset_state()
+        GradientState._reset_state()
         self.accelerator = Accelerator(
             mixed_precision=config["mixed_precision"],
             log_with=log_with,
@@ -365,10 +370,10 @@ class Trainer:
                     bar.set_postfix({k: f"{v:.4g}" for k, v in sums.items() if k.endswith("loss")})
                     acc.log(sums, step=self.step)
                 sums = {}
-                if config["sample_every"] and self.step % int(config["sample_every"]) == 0:
-                    self._write_samples(self.output / "samples" / f"step-{self.step:06d}.png")
                 if config["checkpoint_every"] and self.step % int(config["checkpoint_every"]) == 0:
                     self._save_checkpoint()
+                if config["sample_every"] and self.step % int(config["sample_every"]) == 0:
+                    self._write_samples(self.output / "samples" / f"step-{self.step:06d}.png")
                 if self.step >= self.max_steps:
                     done = True
                     break
@@ -410,7 +415,7 @@ class Trainer:
         if tracker is not None and images is not None:
             import numpy as np
 
-            tracker.writer.add_image("samples", np.asarray(images), self.step, dataformats="HWC")
+            tracker.writer.add_image("samples", np.asarray(images.convert("RGB")), self.step, dataformats="HWC")
 
     def _tensorboard(self):
         try:

@@ -20,9 +20,10 @@ class VAEModelOutput(BaseOutput):
     """``decoded`` holds logits (Bernoulli) or means (Gaussian) of p(x|z); mean/logvar parameterize q(z|x)."""
 
     decoded: torch.Tensor
-    mean: torch.Tensor
-    logvar: torch.Tensor
-    latents: torch.Tensor
+    # Defaults let accelerate rebuild the output from a dict when it casts mixed-precision outputs to fp32.
+    mean: torch.Tensor | None = None
+    logvar: torch.Tensor | None = None
+    latents: torch.Tensor | None = None
 
 
 class VAEModel(ModelMixin, ConfigMixin):
