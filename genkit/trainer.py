@@ -166,8 +166,15 @@ class Trainer:
                 f"per process; lower --batch-size"
             )
         self.sampler = EpochSampler(len(self.data.train), config["seed"], shuffle=not sequential)
+        # A private generator: iter(DataLoader) draws a seed from it, and drawing from the global RNG instead
+        # would shift the global stream differently in a resumed run than in an uninterrupted one.
         loader = torch.utils.data.DataLoader(
-            self.data.train, batch_size=batch_size, sampler=self.sampler, drop_last=True, num_workers=0
+            self.data.train,
+            batch_size=batch_size,
+            sampler=self.sampler,
+            drop_last=True,
+            num_workers=0,
+            generator=torch.Generator().manual_seed(config["seed"]),
         )
         batches_per_epoch = len(loader) // (1 if sequential else acc.num_processes)
         self.updates_per_epoch = max(1, batches_per_epoch // int(config["grad_accum"]))
@@ -211,7 +218,7 @@ class Trainer:
         from diffusers.training_utils import EMAModel
 
         emas = {}
-        for name, setting in self.plugin.ema.items():
+        for name, setting in self.plugin.ema_for(self.config).items():
             kwargs = setting if isinstance(setting, dict) else {"decay": float(setting)}
             module = self.accelerator.unwrap_model(self.wrapped[name])
             ema = EMAModel(module.parameters(), **kwargs)
@@ -304,10 +311,12 @@ class Trainer:
         value = self.accelerator.reduce(value.detach().float().reshape(1), reduction="mean")
         value = float(value.item())
         if not math.isfinite(value):
-            last = str(self.last_checkpoint) if self.last_checkpoint else "none (no checkpoint saved yet)"
+            if self.last_checkpoint:
+                hint = f"last good checkpoint: {self.last_checkpoint} (continue from it with --resume {self.last_checkpoint}"
+            else:
+                hint = "last good checkpoint: none saved yet (start again"
             raise TrainingError(
-                f"{phase} loss became {value} at step {self.step}; last good checkpoint: {last} "
-                f"(resume from it with --resume, perhaps with a lower --lr or --max-grad-norm)"
+                f"{phase} loss became {value} at step {self.step}; {hint}, perhaps with a lower --lr or --max-grad-norm)"
             )
         return value
 
@@ -327,12 +336,15 @@ class Trainer:
         sums: dict[str, float] = {}
         t0, done = time.perf_counter(), False
         while self.step < self.max_steps and not done:
-            self.sampler.set_epoch(self.epoch)
+            # accelerate's loaders count their own passes and hand that count to the sampler at every iter();
+            # set it to the true epoch, also on the loader that skips the batches a resumed epoch already saw.
+            self.loader.set_epoch(self.epoch)
             loader = self.loader
             if self.batch_in_epoch:
                 from accelerate import skip_first_batches
 
                 loader = skip_first_batches(self.loader, self.batch_in_epoch)
+                loader.set_epoch(self.epoch)
             for batch in loader:
                 self.batch_in_epoch += 1
                 micro += 1

@@ -1,0 +1,157 @@
+"""Model I/O: round trips, Hub repo ids from the offline cache, and clear errors for pickle and corrupt files."""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import genkit
+from genkit.errors import ConfigError, GenkitError, PickleRefusedError, WeightsError
+from genkit.io import push_to_hub
+from genkit_vae import VAEPipeline
+
+
+def copy_model(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("checkpoint-*", "logs"))
+    return dst
+
+
+def test_save_load_round_trip_is_bit_exact(tiny_vae, tmp_path):
+    pipe = genkit.load(tiny_vae)
+    assert isinstance(pipe, VAEPipeline)
+    pipe.save_pretrained(tmp_path / "again")
+    again = VAEPipeline.from_pretrained(tmp_path / "again")
+    for key, value in pipe.vae.state_dict().items():
+        assert torch.equal(value, again.vae.state_dict()[key]), key
+    a = pipe.sample(8, seed=3, output_type="pt")
+    b = again.sample(8, seed=3, output_type="pt")
+    assert torch.equal(a, b)
+    assert not torch.equal(a, pipe.sample(8, seed=4, output_type="pt"))
+    files = {p.suffix for p in (tiny_vae / "vae").iterdir()}
+    assert files == {".json", ".safetensors"}
+
+
+def populate_hub_cache(model: Path, repo_id: str) -> Path:
+    """Lay out a model in the Hugging Face cache exactly as a download would: refs/main -> snapshots/<sha>/."""
+    hub = Path(os.environ["HF_HOME"]) / "hub" / f"models--{repo_id.replace('/', '--')}"
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    copy_model(model, hub / "snapshots" / sha)
+    (hub / "refs").mkdir(parents=True, exist_ok=True)
+    (hub / "refs" / "main").write_text(sha)
+    return hub / "snapshots" / sha
+
+
+def test_load_by_hub_repo_id_from_offline_cache(tiny_vae):
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+    snapshot = populate_hub_cache(tiny_vae, "someone/tiny-vae")
+    pipe = genkit.load("someone/tiny-vae")
+    direct = VAEPipeline.from_pretrained("someone/tiny-vae")
+    reference = genkit.load(tiny_vae)
+    assert torch.equal(pipe.sample(4, seed=1, output_type="pt"), reference.sample(4, seed=1, output_type="pt"))
+    assert torch.equal(direct.sample(4, seed=1, output_type="pt"), reference.sample(4, seed=1, output_type="pt"))
+    assert snapshot.exists()
+
+
+def test_uncached_repo_id_offline_is_a_clear_error():
+    with pytest.raises(GenkitError, match="not in the local cache"):
+        genkit.load("nobody/not-cached")
+
+
+def test_pickle_weights_are_refused(tiny_vae, tmp_path):
+    model = copy_model(tiny_vae, tmp_path / "m")
+    weights = model / "vae" / "diffusion_pytorch_model.safetensors"
+    torch.save(load_file(weights), model / "vae" / "diffusion_pytorch_model.bin")
+    weights.unlink()
+    with pytest.raises(PickleRefusedError, match=r"refusing to load pickle file .*diffusion_pytorch_model\.bin"):
+        genkit.load(model)
+    with pytest.raises(PickleRefusedError):
+        VAEPipeline.from_pretrained(model)
+
+
+def test_truncated_weights_name_the_file(tiny_vae, tmp_path):
+    model = copy_model(tiny_vae, tmp_path / "m")
+    weights = model / "vae" / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    with pytest.raises(WeightsError, match=r"diffusion_pytorch_model\.safetensors: truncated or corrupt"):
+        genkit.load(model)
+
+
+def test_garbage_weights_name_the_file(tiny_vae, tmp_path):
+    model = copy_model(tiny_vae, tmp_path / "m")
+    (model / "vae" / "diffusion_pytorch_model.safetensors").write_bytes(b"not a safetensors file at all")
+    with pytest.raises(WeightsError, match=r"diffusion_pytorch_model\.safetensors"):
+        genkit.load(model)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda c: c.pop("latent_dim"), r"config\.json: missing field 'latent_dim'"),
+        (lambda c: c.update(latent_dim="sixteen"), r"config\.json: field 'latent_dim' must be int"),
+        (lambda c: c.update(likelihood=3), r"config\.json: field 'likelihood' must be str"),
+    ],
+)
+def test_bad_config_names_file_and_field(tiny_vae, tmp_path, edit, message):
+    model = copy_model(tiny_vae, tmp_path / "m")
+    config_file = model / "vae" / "config.json"
+    config = json.loads(config_file.read_text())
+    edit(config)
+    config_file.write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match=message):
+        genkit.load(model)
+    with pytest.raises(ConfigError, match=message):
+        VAEPipeline.from_pretrained(model)
+
+
+def test_invalid_json_names_the_file(tiny_vae, tmp_path):
+    model = copy_model(tiny_vae, tmp_path / "m")
+    (model / "vae" / "config.json").write_text("{ not json")
+    with pytest.raises(ConfigError, match=r"vae/config\.json: invalid JSON"):
+        genkit.load(model)
+
+
+def test_folder_without_metadata_is_not_a_genkit_model(tmp_path):
+    with pytest.raises(GenkitError, match="has no genkit.json"):
+        genkit.load(tmp_path)
+
+
+class RecordingHfApi:
+    """Stands in for huggingface_hub.HfApi (the Hub is unreachable here) and records every call."""
+
+    def __init__(self):
+        self.calls = []
+
+    def create_repo(self, repo_id, **kwargs):
+        self.calls.append(("create_repo", repo_id, kwargs))
+        return f"https://huggingface.co/{repo_id}"
+
+    def upload_folder(self, **kwargs):
+        self.calls.append(("upload_folder", kwargs["repo_id"], kwargs))
+
+
+def test_push_dry_run_lists_model_files_but_not_checkpoints(tiny_vae):
+    plan = push_to_hub(tiny_vae, "someone/tiny-vae", dry_run=True)
+    paths = {f["path"] for f in plan["files"]}
+    assert {"model_index.json", "genkit.json", "README.md", "samples.png", "vae/config.json",
+            "vae/diffusion_pytorch_model.safetensors"} <= paths
+    assert not any(p.startswith("checkpoint-") for p in paths)
+    assert plan["repo_type"] == "model" and plan["private"] is False
+
+
+def test_push_creates_repo_and_uploads_folder(tiny_vae):
+    api = RecordingHfApi()
+    push_to_hub(tiny_vae, "someone/tiny-vae", private=True, api=api)
+    (name1, repo1, kw1), (name2, repo2, kw2) = api.calls
+    assert (name1, repo1) == ("create_repo", "someone/tiny-vae")
+    assert kw1["private"] is True and kw1["exist_ok"] is True and kw1["repo_type"] == "model"
+    assert (name2, repo2) == ("upload_folder", "someone/tiny-vae")
+    assert kw2["folder_path"] == str(tiny_vae) and "checkpoint-*" in kw2["ignore_patterns"]
+
+
+def test_push_rejects_bad_repo_id(tiny_vae):
+    with pytest.raises(GenkitError, match="invalid repo id"):
+        push_to_hub(tiny_vae, "no-slash", dry_run=True)

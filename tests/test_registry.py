@@ -1,0 +1,97 @@
+"""Plugin discovery through entry points: built-in, third-party, broken, incomplete and duplicate plugins."""
+
+import sys
+import warnings
+
+import pytest
+
+import genkit
+from genkit import registry
+from genkit.errors import GenkitError, PluginError
+
+
+def make_distribution(root, dist: str, entry_points: dict[str, str], modules: dict[str, str]) -> None:
+    """An installed distribution as importlib.metadata sees it: a .dist-info folder beside its modules."""
+    info = root / f"{dist.replace('-', '_')}-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+    lines = "".join(f"{name} = {value}\n" for name, value in entry_points.items())
+    (info / "entry_points.txt").write_text(f"[genkit.plugins]\n{lines}")
+    for name, source in modules.items():
+        (root / name).write_text(source)
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry.refresh()
+    yield tmp_path
+    for name in [m for m in sys.modules if m.startswith("fake_plugin")]:
+        del sys.modules[name]
+    registry.refresh()
+
+
+VALID = """
+from genkit_vae.plugin import VAEPlugin
+
+class Renamed(VAEPlugin):
+    name = "{name}"
+
+plugin = Renamed()
+"""
+
+
+def test_builtin_plugins_are_discovered_through_entry_points():
+    assert "vae" in genkit.list_plugins()
+    plugin = genkit.get_plugin("vae")
+    assert plugin.name == "vae" and plugin.task == "image"
+    assert set(plugin.presets) >= {"tiny", "small", "base"}
+
+
+def test_third_party_plugin_is_discovered(site):
+    make_distribution(site, "fake-plugin-ok", {"vae2": "fake_plugin_ok:plugin"},
+                      {"fake_plugin_ok.py": VALID.format(name="vae2")})
+    assert "vae2" in genkit.list_plugins()
+    assert genkit.get_plugin("vae2").name == "vae2"
+
+
+def test_plugin_that_fails_to_import_is_reported_and_does_not_break_others(site):
+    make_distribution(site, "fake-plugin-broken", {"broken": "fake_plugin_broken:plugin"},
+                      {"fake_plugin_broken.py": "raise RuntimeError('boom at import')\n"})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        names = genkit.list_plugins()
+    assert "vae" in names and "broken" not in names
+    assert any("broken" in str(w.message) and "boom at import" in str(w.message) for w in caught)
+    assert "boom at import" in genkit.broken_plugins()["broken"]
+    with pytest.raises(PluginError, match=r"fake-plugin-broken 1\.0.*boom at import"):
+        genkit.get_plugin("broken")
+
+
+def test_plugin_missing_hooks_names_entry_point_distribution_and_hooks(site):
+    source = "class Half:\n    name = 'half'\n    task = 'image'\n    def build(self, config, info):\n        return {}\n\nplugin = Half()\n"
+    make_distribution(site, "fake-plugin-half", {"half": "fake_plugin_half:plugin"}, {"fake_plugin_half.py": source})
+    with pytest.warns(UserWarning):
+        with pytest.raises(PluginError) as err:
+            genkit.get_plugin("half")
+    message = str(err.value)
+    assert "'half'" in message and "fake-plugin-half 1.0" in message and "fake_plugin_half:plugin" in message
+    for missing in ("training_step()", "to_pipeline()", "presets", "default_dataset"):
+        assert missing in message
+
+
+def test_duplicate_names_warn_with_both_sources(site):
+    make_distribution(site, "fake-plugin-dup", {"vae": "fake_plugin_dup:plugin"},
+                      {"fake_plugin_dup.py": VALID.format(name="vae")})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        registry.refresh()
+        registry.list_plugins()
+    twice = [str(w.message) for w in caught if "declared twice" in str(w.message)]
+    assert len(twice) == 1
+    assert "fake-plugin-dup 1.0 (fake_plugin_dup:plugin)" in twice[0] and "(genkit_vae:plugin)" in twice[0]
+
+
+def test_unknown_plugin_lists_known_ones():
+    with pytest.raises(GenkitError, match=r"unknown plugin 'nope'; known plugins: .*vae"):
+        genkit.get_plugin("nope")
