@@ -1,0 +1,157 @@
+"""Gradio demo machinery shared by every plugin, and ``genkit demo MODEL``.
+
+A plugin's ``build_demo(pipeline)`` lays out its own ``gr.Blocks``; this module gives it what every demo needs:
+bounded inputs whose errors name the input, small images enlarged pixel-exactly, class pickers named from the
+model's data, and one queue that caps how many model calls run at once, whatever the number of users.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import PIL.Image
+
+from genkit.data import make_grid
+from genkit.errors import GenkitError
+
+__all__ = [
+    "ALL_CLASSES",
+    "CONCURRENCY_LIMIT",
+    "CSS",
+    "DISPLAY_SIZE",
+    "MODEL_QUEUE",
+    "QUEUE_SIZE",
+    "class_names",
+    "class_picker",
+    "demo_blocks",
+    "enable_queue",
+    "enlarge",
+    "image_grid",
+    "image_output",
+    "image_strip",
+    "launch",
+    "load_demo",
+    "require_image",
+    "saved_json",
+    "seed_input",
+    "serve",
+]
+
+# Every model call of a demo shares this concurrency group, so the limit holds across tabs and buttons.
+MODEL_QUEUE = "model"
+# Model calls running at once. Each already uses every core through torch's intra-op threads; more would only
+# multiply peak memory. Further requests wait in the queue.
+CONCURRENCY_LIMIT = 2
+# Requests allowed to wait; past this, a user is told the queue is full instead of the server piling up work.
+QUEUE_SIZE = 64
+# Small model outputs (8-32 px) are enlarged by an integer factor to at least this many pixels per side.
+DISPLAY_SIZE = 64
+# Class-picker value meaning "one row per class".
+ALL_CLASSES = -1
+# Enlarged pixels stay square blocks when the browser scales an image further.
+CSS = ".genkit-pixels img { image-rendering: pixelated; }"
+
+
+# ---- inputs ------------------------------------------------------------------------------------------------------
+# Sliders and numbers get a minimum and maximum: Gradio rejects a value outside them before the model runs, with a
+# message that gives the value and the bound ("Value 100 is greater than maximum value 64.").
+def seed_input(label: str = "Seed", value: int = 0) -> gr.Number:
+    """A whole-number seed; the same seed always gives the same output."""
+    return gr.Number(label=label, value=value, precision=0, minimum=0, maximum=2**31 - 1)
+
+
+def require_image(image: PIL.Image.Image | None, name: str) -> PIL.Image.Image:
+    """The uploaded image, or an error asking for it."""
+    if image is None:
+        raise gr.Error(f"upload an image for {name!r} first")
+    return image
+
+
+# ---- classes -----------------------------------------------------------------------------------------------------
+def saved_json(pipeline, filename: str) -> dict[str, Any]:
+    """A JSON file saved beside the model that ``pipeline`` was loaded from (genkit.json, eval_results.json), or {}."""
+    folder = getattr(pipeline, "name_or_path", None)
+    file = Path(folder) / filename if folder else None
+    return json.loads(file.read_text()) if file is not None and file.is_file() else {}
+
+
+def class_names(pipeline, num_classes: int) -> list[str]:
+    """Class names saved with the model (genkit.json ``data.class_names``), else "0", "1", ..."""
+    names = saved_json(pipeline, "genkit.json").get("data", {}).get("class_names") or []
+    if len(names) == num_classes:
+        return [str(n) for n in names]
+    return [str(i) for i in range(num_classes)]
+
+
+def class_picker(names: list[str], *, allow_all: bool = False, label: str = "Class") -> gr.Dropdown:
+    """A dropdown of class names whose value is the class index (``ALL_CLASSES`` for "one row per class")."""
+    choices = [(name, i) for i, name in enumerate(names)]
+    if allow_all:
+        choices = [("every class, one row each", ALL_CLASSES), *choices]
+    return gr.Dropdown(choices=choices, value=choices[0][1], label=label, type="value")
+
+
+# ---- images ------------------------------------------------------------------------------------------------------
+def enlarge(image: PIL.Image.Image, size: int = DISPLAY_SIZE) -> PIL.Image.Image:
+    """Scale up by the smallest integer factor reaching ``size`` pixels, nearest-neighbour so pixels stay sharp."""
+    factor = max(1, math.ceil(size / max(image.width, image.height)))
+    if factor == 1:
+        return image
+    return image.resize((image.width * factor, image.height * factor), PIL.Image.NEAREST)
+
+
+def image_grid(images: list[PIL.Image.Image], nrow: int | None = None) -> PIL.Image.Image:
+    """Enlarged images in a grid with a white border (``nrow`` per row; default square-ish)."""
+    return make_grid([enlarge(im) for im in images], nrow=nrow)
+
+
+def image_strip(images: list[PIL.Image.Image]) -> PIL.Image.Image:
+    """Enlarged images side by side in one row: an interpolation or a denoising progression."""
+    return image_grid(images, nrow=len(images))
+
+
+def image_output(label: str, **kwargs) -> gr.Image:
+    """An output image saved as PNG (Gradio's default WebP would blur single pixels) and shown pixelated."""
+    return gr.Image(label=label, type="pil", format="png", elem_classes=["genkit-pixels"], **kwargs)
+
+
+# ---- the app -----------------------------------------------------------------------------------------------------
+def demo_blocks(title: str) -> gr.Blocks:
+    """The ``gr.Blocks`` every plugin demo is laid out in (no telemetry: demos must work offline)."""
+    return gr.Blocks(title=title, analytics_enabled=False)
+
+
+def enable_queue(demo: gr.Blocks) -> gr.Blocks:
+    """Route every event through one bounded queue; at most ``CONCURRENCY_LIMIT`` model calls run at once."""
+    return demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_SIZE)
+
+
+def load_demo(model: str):
+    """Load a genkit model (folder or Hub id) and build its plugin's demo."""
+    from genkit.io import load, read_metadata, resolve
+    from genkit.registry import get_plugin
+
+    folder = resolve(model)
+    plugin = get_plugin(read_metadata(folder)["plugin"])
+    return plugin.build_demo(load(folder))
+
+
+def launch(demo: gr.Blocks, **kwargs):
+    """``demo.launch`` with genkit's CSS (Gradio 6 takes CSS and theme at launch, not in ``gr.Blocks``)."""
+    kwargs.setdefault("css", CSS)
+    return demo.launch(**kwargs)
+
+
+def serve(model: str, host: str = "127.0.0.1", port: int = 7860, share: bool = False) -> None:
+    """``genkit demo MODEL``: serve the model's demo until interrupted. ``share`` asks Gradio for a public link."""
+    if not 1 <= port <= 65535:
+        raise GenkitError(f"--port must be from 1 to 65535, got {port}")
+    demo = load_demo(model)
+    try:
+        launch(demo, server_name=host, server_port=port, share=share)
+    except OSError as exc:  # Gradio raises OSError when the port is taken
+        raise GenkitError(f"cannot serve on {host}:{port}: {exc}") from None

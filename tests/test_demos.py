@@ -1,0 +1,245 @@
+"""Every plugin's Gradio demo, served on 127.0.0.1 and driven with gradio_client like a remote user would."""
+
+import math
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import train_cli
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+pytest.importorskip("gradio")
+
+import gradio as gr  # noqa: E402
+
+import genkit  # noqa: E402
+from genkit import demo as core  # noqa: E402
+
+
+# ---- shared with test_spaces.py and test_browser.py ---------------------------------------------------------------
+def trained_model(tmp_path_factory, name: str, *train_args: str) -> Path:
+    """A tiny model trained once per test session: ``genkit train <train_args> --preset tiny``."""
+    folder = tmp_path_factory.getbasetemp() / "demo-models" / name
+    if not (folder / "genkit.json").exists():
+        assert train_cli(*train_args, "--preset", "tiny", "--log-with", "none", "--output", str(folder)) == 0
+    return folder
+
+
+@contextmanager
+def served(demo):
+    """Launch ``demo`` on a free local port and yield a gradio_client connected to it."""
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    try:
+        yield Client(url, verbose=False, download_files=True)
+    finally:
+        demo.close()
+
+
+def tile_size(image_size: int) -> int:
+    return image_size * math.ceil(core.DISPLAY_SIZE / image_size)
+
+
+def grid_size(n: int, tile: int, nrow: int | None = None) -> tuple[int, int]:
+    """Size of a grid of ``n`` tiles with a 2-pixel border, ``nrow`` per row (default square-ish)."""
+    cols = nrow or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    return cols * (tile + 2) + 2, rows * (tile + 2) + 2
+
+
+def tiles(image: Image.Image, tile: int, count: int) -> list[np.ndarray]:
+    """The ``count`` tiles of a one-row strip, as arrays."""
+    a = np.asarray(image.convert("L"))
+    return [a[2 : 2 + tile, 2 + i * (tile + 2) : 2 + i * (tile + 2) + tile] for i in range(count)]
+
+
+def digit_images(n: int) -> list[Image.Image]:
+    from genkit.data import load_splits
+
+    return [load_splits("digits", "image")["test"][i]["image"] for i in range(n)]
+
+
+# ---- VAE -----------------------------------------------------------------------------------------------------------
+VAE_ENDPOINTS = {
+    "/sample",
+    "/interpolate_seeds",
+    "/interpolate_images",
+    "/arithmetic",
+    "/reconstruct",
+    "/anomaly_score",
+}
+
+
+@pytest.fixture(scope="module")
+def vae(tiny_vae):
+    pipeline = genkit.load(tiny_vae)
+    demo = genkit.get_plugin("vae").build_demo(pipeline)
+    with served(demo) as client:
+        yield pipeline, demo, client
+
+
+@pytest.fixture(scope="module")
+def digit_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("digits")
+    paths = []
+    for i, im in enumerate(digit_images(3)):
+        im.save(folder / f"digit{i}.png")
+        paths.append(str(folder / f"digit{i}.png"))
+    Image.new("L", (8, 8), 255).save(folder / "white.png")  # nothing like a digit: every pixel on
+    return paths, str(folder / "white.png")
+
+
+def test_vae_demo_names_every_event(vae):
+    _, demo, client = vae
+    assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == VAE_ENDPOINTS
+    assert all(fn.api_name for fn in demo.fns.values())
+
+
+def test_vae_samples_are_a_seeded_grid_of_the_right_size(vae):
+    pipeline, _, client = vae
+    tile = tile_size(pipeline.vae.config.image_size)
+    for n in (1, 5, 16):
+        image = Image.open(client.predict(3, n, api_name="/sample"))
+        assert image.size == grid_size(n, tile)
+    a = np.asarray(Image.open(client.predict(3, 16, api_name="/sample")))
+    b = np.asarray(Image.open(client.predict(3, 16, api_name="/sample")))
+    c = np.asarray(Image.open(client.predict(4, 16, api_name="/sample")))
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert a.std() > 0  # not a blank picture
+
+
+def test_vae_interpolation_runs_from_seed_a_to_seed_b(vae):
+    pipeline, _, client = vae
+    tile = tile_size(pipeline.vae.config.image_size)
+    strip = Image.open(client.predict(5, 9, 6, api_name="/interpolate_seeds"))
+    assert strip.size == grid_size(6, tile, nrow=6)
+    parts = tiles(strip, tile, 6)
+    start = tiles(Image.open(client.predict(5, 1, api_name="/sample")), tile, 1)[0]
+    end = tiles(Image.open(client.predict(9, 1, api_name="/sample")), tile, 1)[0]
+    assert np.abs(parts[0].astype(int) - start).max() <= 1  # the strip starts on seed A's sample
+    assert np.abs(parts[-1].astype(int) - end).max() <= 1  # and ends on seed B's
+    assert not np.array_equal(parts[0], parts[-1])
+
+
+def test_vae_image_endpoints(vae, digit_files):
+    pipeline, _, client = vae
+    tile = tile_size(pipeline.vae.config.image_size)
+    (a, b, c), _ = digit_files
+    strip = Image.open(client.predict(handle_file(a), handle_file(b), 4, api_name="/interpolate_images"))
+    assert strip.size == grid_size(4, tile, nrow=4)
+    arithmetic = Image.open(client.predict(handle_file(a), handle_file(b), handle_file(c), api_name="/arithmetic"))
+    assert arithmetic.size == grid_size(4, tile, nrow=4)  # reconstructions of A, B, C and A - B + C
+    pair = Image.open(client.predict(handle_file(a), api_name="/reconstruct"))
+    assert pair.size == grid_size(2, tile, nrow=2)
+    # The first tile is the upload as the encoder sees it: the digit itself, enlarged.
+    seen, _ = tiles(pair, tile, 2)
+    expected = Image.open(a).convert("L").resize((pipeline.vae.config.image_size,) * 2, Image.BILINEAR)
+    assert np.array_equal(seen, np.asarray(expected.resize((tile, tile), Image.NEAREST)))
+
+
+def test_vae_anomaly_score_is_higher_for_an_image_unlike_the_data(vae, digit_files):
+    _, _, client = vae
+    (digit, _, _), white = digit_files
+    normal = client.predict(handle_file(digit), api_name="/anomaly_score")
+    odd = client.predict(handle_file(white), api_name="/anomaly_score")
+    assert isinstance(normal, float) and normal > 0
+    assert odd > normal  # even a 20-step model puts a blank white square well above real digits
+
+
+def test_vae_rejects_out_of_range_inputs_with_a_message(vae):
+    _, _, client = vae
+    with pytest.raises(AppError, match="greater than maximum value 64"):
+        client.predict(0, 65, api_name="/sample")
+    with pytest.raises(AppError, match="less than minimum value 1"):
+        client.predict(0, 0, api_name="/sample")
+    with pytest.raises(AppError, match="less than minimum value 0"):
+        client.predict(-1, 4, api_name="/sample")
+    with pytest.raises(AppError, match="greater than maximum value 16"):
+        client.predict(0, 1, 17, api_name="/interpolate_seeds")
+    with pytest.raises(AppError, match="upload an image"):
+        client.predict(None, api_name="/reconstruct")
+    assert Image.open(client.predict(0, 2, api_name="/sample")).size  # still serving
+
+
+def test_vae_demo_serves_eight_users_at_once(vae):
+    _, demo, client = vae
+
+    def user(seed):
+        c = Client(client.src, verbose=False)
+        return Image.open(c.predict(seed, 64, api_name="/sample")).size
+
+    with ThreadPoolExecutor(8) as pool:
+        sizes = list(pool.map(user, range(8)))
+    assert len(set(sizes)) == 1
+    # Every model event shares one concurrency group, capped at CONCURRENCY_LIMIT calls at a time.
+    queues = demo._queue.event_queue_per_concurrency_id
+    assert {fn.concurrency_id for fn in demo.fns.values()} == {core.MODEL_QUEUE}
+    assert queues[core.MODEL_QUEUE].concurrency_limit == core.CONCURRENCY_LIMIT
+
+
+def test_conditional_vae_samples_by_class(tmp_path_factory):
+    folder = trained_model(tmp_path_factory, "cvae", "vae", "--conditional", "--no-eval")
+    pipeline = genkit.load(folder)
+    k = pipeline.vae.config.num_classes
+    tile = tile_size(pipeline.vae.config.image_size)
+    with served(genkit.get_plugin("vae").build_demo(pipeline)) as client:
+        api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+        assert [p["label"] for p in api["/sample"]["parameters"]] == ["Seed", "Images", "Class"]
+        one = np.asarray(Image.open(client.predict(0, 4, 3, api_name="/sample")))
+        other = np.asarray(Image.open(client.predict(0, 4, 7, api_name="/sample")))
+        assert one.shape == other.shape and not np.array_equal(one, other)
+        every = Image.open(client.predict(0, 5, core.ALL_CLASSES, api_name="/sample"))
+        assert every.size == grid_size(5 * k, tile, nrow=5)  # one row of 5 per class
+        with pytest.raises(AppError, match="at most 256"):
+            client.predict(0, 64, core.ALL_CLASSES, api_name="/sample")
+        with pytest.raises(AppError, match="not in the list of choices"):
+            client.predict(0, 4, k, api_name="/sample")
+        strip = Image.open(client.predict(0, 1, 5, 3, api_name="/interpolate_seeds"))
+        assert strip.size == grid_size(5, tile, nrow=5)
+
+
+# ---- `genkit demo MODEL` -------------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_genkit_demo_command_serves_the_model(tiny_vae):
+    from genkit.cli import main
+
+    port = free_port()
+    result = {}
+    thread = threading.Thread(
+        target=lambda: result.setdefault("rc", main(["demo", str(tiny_vae), "--port", str(port)])), daemon=True
+    )
+    thread.start()
+    deadline = time.time() + 60
+    client = None
+    while client is None and time.time() < deadline:
+        try:
+            client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        except Exception:
+            time.sleep(0.2)
+    try:
+        assert client is not None, "genkit demo did not start serving"
+        assert Image.open(client.predict(0, 4, api_name="/sample")).size
+    finally:
+        gr.close_all(verbose=False)
+    thread.join(10)
+    assert result == {"rc": 0}
+
+
+def test_genkit_demo_command_errors_are_one_line(tmp_path, capsys):
+    from genkit.cli import main
+
+    assert main(["demo", str(tmp_path)]) == 2
+    assert "is not a genkit model" in capsys.readouterr().err
+    assert main(["demo", str(tmp_path), "--port", "70000"]) == 2
+    assert "--port must be from 1 to 65535" in capsys.readouterr().err
