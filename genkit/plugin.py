@@ -127,6 +127,12 @@ class Plugin(ABC):
     def module_names(self, config: dict[str, Any]) -> list[str]:
         return ["model"]
 
+    def ema_for(self, config: dict[str, Any]) -> dict[str, float | dict[str, Any]]:
+        """The EMA settings of one run: the class attribute ``ema`` by default; override when they depend on the
+        config (e.g. an optional ``--ema-decay``). Values are a decay or ``diffusers.training_utils.EMAModel`` kwargs.
+        """
+        return self.ema
+
     @abstractmethod
     def training_step(self, modules: dict[str, nn.Module], batch: Any, ctx: StepContext) -> dict[str, torch.Tensor]:
         """Return ``{"loss": ..., **other scalars to log}`` for the optimizer named ``ctx.phase``.
