@@ -1,1 +1,22 @@
-"""genkit ddpm plugin (work in progress)."""
+"""genkit's DDPM plugin: diffusers' UNet2DModel + DDPMScheduler, DDIM sampling, EMA, classifier-free guidance."""
+
+from genkit_ddpm.pipeline_ddpm import (
+    ClassConditionalDDPMPipeline,
+    DDPMSamplingOutput,
+    GenkitDDPMPipeline,
+    compatible_scheduler_names,
+    make_scheduler,
+)
+from genkit_ddpm.plugin import DDPMPlugin
+
+plugin = DDPMPlugin()
+
+__all__ = [
+    "ClassConditionalDDPMPipeline",
+    "DDPMPlugin",
+    "DDPMSamplingOutput",
+    "GenkitDDPMPipeline",
+    "compatible_scheduler_names",
+    "make_scheduler",
+    "plugin",
+]

@@ -1,0 +1,309 @@
+"""DDPM pipelines: a stock-format ``DDPMPipeline`` with scheduler swap, DDIM ``eta`` and intermediate ``x_t``, and a
+class-conditional variant with classifier-free guidance (Ho & Salimans 2022, https://arxiv.org/abs/2207.12598).
+
+The unconditional pipeline is saved as a stock diffusers ``DDPMPipeline`` folder (``model_index.json``, ``unet/``,
+``scheduler/``), which loads with ``diffusers.DiffusionPipeline.from_pretrained`` where genkit is not installed.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import PIL.Image
+import torch
+from diffusers import DDPMPipeline, DDPMScheduler, SchedulerMixin, UNet2DModel
+from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
+from diffusers.utils.torch_utils import randn_tensor
+
+from genkit.pipeline import GenkitPipeline
+
+__all__ = [
+    "ClassConditionalDDPMPipeline",
+    "DDPMSamplingOutput",
+    "GenkitDDPMPipeline",
+    "compatible_scheduler_names",
+    "make_scheduler",
+]
+
+
+@dataclass
+class DDPMSamplingOutput(ImagePipelineOutput):
+    """``images`` as in diffusers; with ``return_intermediates=k``, ``intermediates[i]`` is x_t after
+    ``intermediate_steps[i]`` denoising steps: the pure noise x_T (step 0), every k-th step, and the final sample."""
+
+    intermediates: list | None = None
+    intermediate_steps: list[int] | None = None
+
+
+# ---- schedulers by name ------------------------------------------------------------------------------------------
+def _short_name(cls: type) -> str:
+    return cls.__name__.lower().removesuffix("scheduler")
+
+
+def _compatible_classes(scheduler: SchedulerMixin) -> list[type]:
+    # diffusers also lists placeholders for optional backends (torchsde), which cannot run, and the EDM schedulers,
+    # which feed the network EDM-preconditioned inputs and log-sigma "timesteps" (Karras et al. 2022, Table 1) that
+    # a DDPM noise predictor was never trained on.
+    classes = [type(scheduler), *scheduler.compatibles]
+    unique = {c.__name__: c for c in classes if "dummy" not in c.__module__ and not c.__name__.startswith("EDM")}
+    return sorted(unique.values(), key=_short_name)
+
+
+def compatible_scheduler_names(scheduler: SchedulerMixin) -> list[str]:
+    """Short names (``ddpm``, ``ddim``, ``dpmsolvermultistep``, ...) of the schedulers that can stand in."""
+    return [_short_name(c) for c in _compatible_classes(scheduler)]
+
+
+def make_scheduler(scheduler: SchedulerMixin, name: str | SchedulerMixin | None) -> SchedulerMixin:
+    """A fresh scheduler of the kind ``name`` that shares ``scheduler``'s noise schedule and prediction type.
+
+    ``name`` is a short name (``"ddim"``) or a class name (``"DDIMScheduler"``) of a scheduler diffusers lists as
+    compatible, or a scheduler object (used as is); None copies ``scheduler``. The pipeline's own scheduler is never
+    changed, so a saved folder keeps its ``DDPMScheduler``.
+    """
+    if isinstance(name, SchedulerMixin):
+        return name
+    if name is None:
+        return type(scheduler).from_config(scheduler.config)
+    key = str(name).lower().replace("_", "").replace("-", "")
+    for cls in _compatible_classes(scheduler):
+        if key in (_short_name(cls), cls.__name__.lower()):
+            return cls.from_config(scheduler.config)
+    raise ValueError(
+        f"unknown scheduler {name!r}; schedulers compatible with this model: "
+        f"{', '.join(compatible_scheduler_names(scheduler))}"
+    )
+
+
+# ---- the sampling loop, shared by both pipelines -------------------------------------------------------------------
+class DenoisingLoopMixin:
+    """``__call__`` for a pixel-space ``UNet2DModel`` + scheduler pipeline; subclasses supply ``predict``."""
+
+    unet: UNet2DModel
+    scheduler: SchedulerMixin
+    _callback_tensor_inputs = ["latents"]  # diffusers' name for the tensor being denoised (here x_t in pixel space)
+
+    def predict(self, sample: torch.Tensor, timestep, class_labels=None, guidance_scale: float | None = None):
+        """The UNet's prediction (noise, or v for v-prediction) for ``sample`` at ``timestep``."""
+        raise NotImplementedError
+
+    def check_inputs(
+        self, scheduler=None, eta: float | None = None, class_labels=None, guidance_scale=None, batch_size: int = 1
+    ) -> SchedulerMixin:
+        """Validate sampling arguments (ValueError naming the mistake); returns the scheduler to sample with."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        sampler = make_scheduler(self.scheduler, scheduler)
+        if eta is not None and "eta" not in inspect.signature(sampler.step).parameters:
+            classes = _compatible_classes(self.scheduler)
+            takes_eta = [_short_name(c) for c in classes if "eta" in inspect.signature(c.step).parameters]
+            raise ValueError(
+                f"eta applies to DDIM-type samplers ({', '.join(takes_eta)}), not to {type(sampler).__name__}"
+            )
+        self._check_conditioning(class_labels, guidance_scale, batch_size)
+        return sampler
+
+    def _check_conditioning(self, class_labels, guidance_scale, batch_size: int) -> None:
+        given = [
+            name
+            for name, value in (("class_labels", class_labels), ("guidance_scale", guidance_scale))
+            if value is not None
+        ]
+        if given:
+            raise ValueError(
+                f"{' and '.join(given)} apply only to class-conditional models; this DDPM is unconditional "
+                "(train one with `genkit train ddpm --conditional`)"
+            )
+
+    def _labels(self, class_labels, batch_size: int) -> torch.Tensor | None:
+        return None
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        batch_size: int = 1,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        num_inference_steps: int | None = None,
+        output_type: str = "pil",
+        return_dict: bool = True,
+        scheduler: str | SchedulerMixin | None = None,
+        eta: float | None = None,
+        class_labels=None,
+        guidance_scale: float | None = None,
+        return_intermediates: int = 0,
+        callback_on_step_end: Callable[[Any, int, Any, dict], dict] | None = None,
+    ):
+        """Generate ``batch_size`` images.
+
+        Args:
+            num_inference_steps: denoising steps; None uses every training timestep for DDPM (1000 by default) and
+                50 for any other scheduler.
+            output_type: ``"pil"``, ``"np"`` (N, H, W, C) or ``"pt"`` (N, C, H, W), values in [0, 1] as in diffusers.
+            scheduler: ``"ddpm"`` (the saved one), ``"ddim"``, another compatible scheduler's name, or an object.
+            eta: DDIM's noise scale (0 = deterministic DDIM, 1 = DDPM-like variance; Song et al. 2021, eq. 16).
+            class_labels: conditional models only: one class id for every image, or ``batch_size`` ids.
+            guidance_scale: conditional models only: classifier-free guidance weight w in
+                eps = eps_uncond + w * (eps_cond - eps_uncond); 1 is the plain conditional model, 0 the unconditional.
+            return_intermediates: k > 0 returns x_T, every k-th x_t and the final x_0 in ``intermediates``.
+            callback_on_step_end: ``fn(pipeline, step_index, timestep, {"latents": x_t}) -> dict``, called after
+                every denoising step (diffusers' convention); a ``"latents"`` entry in the returned dict replaces x_t.
+        """
+        sampler = self.check_inputs(scheduler, eta, class_labels, guidance_scale, batch_size)
+        if return_intermediates < 0:
+            raise ValueError(f"return_intermediates must be >= 0, got {return_intermediates}")
+        labels = self._labels(class_labels, batch_size)
+        if num_inference_steps is None:
+            num_inference_steps = sampler.config.num_train_timesteps if isinstance(sampler, DDPMScheduler) else 50
+        if num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
+
+        size = self.unet.config.sample_size
+        height, width = (size, size) if isinstance(size, int) else size
+        shape = (batch_size, self.unet.config.in_channels, height, width)
+        device = self._execution_device
+        # 1. start from pure noise x_T, scaled as the sampler expects (1 for DDPM/DDIM, sigma_max for Euler-type)
+        sampler.set_timesteps(num_inference_steps, device=device)
+        x = randn_tensor(shape, generator=generator, device=device, dtype=self.unet.dtype) * sampler.init_noise_sigma
+        step_kwargs = {}
+        if "generator" in inspect.signature(sampler.step).parameters:
+            step_kwargs["generator"] = generator
+        if eta is not None:
+            step_kwargs["eta"] = eta
+
+        intermediates, intermediate_steps = [], []
+        if return_intermediates:
+            intermediates.append(x)
+            intermediate_steps.append(0)
+        timesteps = sampler.timesteps
+        for i, t in enumerate(self.progress_bar(timesteps)):
+            # 2. predict the noise (or v) from x_t
+            model_output = self.predict(sampler.scale_model_input(x, t), t, labels, guidance_scale)
+            # 3. x_t -> x_t-1
+            x = sampler.step(model_output, t, x, **step_kwargs).prev_sample
+            if callback_on_step_end is not None:
+                x = callback_on_step_end(self, i, t, {"latents": x}).get("latents", x)
+            if return_intermediates and ((i + 1) % return_intermediates == 0 or i == len(timesteps) - 1):
+                intermediates.append(x)
+                intermediate_steps.append(i + 1)
+
+        images = self._postprocess(x, output_type)
+        inter = [self._postprocess(v, output_type) for v in intermediates] if return_intermediates else None
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return (images,)
+        return DDPMSamplingOutput(images=images, intermediates=inter, intermediate_steps=intermediate_steps or None)
+
+    def _postprocess(self, x: torch.Tensor, output_type: str):
+        if output_type not in ("pil", "np", "pt"):
+            raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}")
+        image = (x / 2 + 0.5).clamp(0, 1)
+        if output_type == "pt":
+            return image
+        image = image.float().cpu().permute(0, 2, 3, 1).numpy()
+        return image if output_type == "np" else _to_pil(image)
+
+
+def _to_pil(images: np.ndarray) -> list[PIL.Image.Image]:
+    arrays = (images * 255).round().astype("uint8")
+    return [PIL.Image.fromarray(a[..., 0], mode="L") if a.shape[-1] == 1 else PIL.Image.fromarray(a) for a in arrays]
+
+
+# ---- unconditional: saved as a stock DDPMPipeline -------------------------------------------------------------------
+class GenkitDDPMPipeline(DenoisingLoopMixin, GenkitPipeline, DDPMPipeline):
+    """diffusers' ``DDPMPipeline`` plus a scheduler swap, ``eta``, intermediate ``x_t`` and a step callback.
+
+    ``save_pretrained`` writes a stock ``DDPMPipeline`` folder, and ``from_pretrained`` checks the folder (no pickle,
+    valid configs) before diffusers reads it.
+    """
+
+    def predict(self, sample, timestep, class_labels=None, guidance_scale=None):
+        return self.unet(sample, timestep).sample
+
+    def save_pretrained(self, save_directory, **kwargs):
+        """Save as diffusers' own ``DDPMPipeline`` (``model_index.json`` names it), loadable without genkit."""
+        DDPMPipeline(unet=self.unet, scheduler=self.scheduler).save_pretrained(save_directory, **kwargs)
+
+
+# ---- class-conditional with classifier-free guidance ----------------------------------------------------------------
+class ClassConditionalDDPMPipeline(DenoisingLoopMixin, GenkitPipeline):
+    """A DDPM whose ``UNet2DModel`` embeds a class label (``num_class_embeds = num_classes + 1``).
+
+    The last class embedding is the null class that training substitutes for a fraction of the labels (label
+    dropout); sampling mixes conditional and null-class predictions with ``guidance_scale`` (classifier-free
+    guidance). The folder has the stock layout (``unet/``, ``scheduler/``); ``model_index.json`` names this class.
+    """
+
+    def __init__(self, unet: UNet2DModel, scheduler: SchedulerMixin, id2label: dict[str, str] | None = None):
+        super().__init__()
+        if not unet.config.num_class_embeds or unet.config.num_class_embeds < 2:
+            raise ValueError(
+                "a class-conditional DDPM needs a UNet2DModel with num_class_embeds = number of classes + 1 (the last "
+                f"embedding is the null class); got num_class_embeds={unet.config.num_class_embeds}"
+            )
+        self.register_modules(unet=unet, scheduler=scheduler)
+        # JSON keys are strings: {"0": "circle", ...}, like DiTPipeline's id2label.
+        self.register_to_config(id2label={str(k): v for k, v in id2label.items()} if id2label else None)
+
+    @property
+    def num_classes(self) -> int:
+        return self.unet.config.num_class_embeds - 1
+
+    @property
+    def null_class(self) -> int:
+        """The class id that means "no label" (the unconditional model)."""
+        return self.unet.config.num_class_embeds - 1
+
+    @property
+    def class_names(self) -> list[str]:
+        id2label = self.config.get("id2label") or {}
+        return [id2label.get(str(i), str(i)) for i in range(self.num_classes)]
+
+    def label_id(self, label: int | str) -> int:
+        """A class id from an id or a class name."""
+        if isinstance(label, str) and not label.lstrip("-").isdigit():
+            if label not in self.class_names:
+                raise ValueError(f"unknown class {label!r}; classes: {', '.join(self.class_names)}")
+            return self.class_names.index(label)
+        label = int(label)
+        if not 0 <= label < self.num_classes:
+            raise ValueError(f"class id {label} out of range 0..{self.num_classes - 1}")
+        return label
+
+    def _check_conditioning(self, class_labels, guidance_scale, batch_size: int) -> None:
+        if class_labels is None:
+            raise ValueError(f"this DDPM is class-conditional: pass class_labels (ids in 0..{self.num_classes - 1})")
+        self._labels(class_labels, batch_size)
+        if guidance_scale is not None and guidance_scale < 0:
+            raise ValueError(f"guidance_scale must be >= 0, got {guidance_scale}")
+
+    def _labels(self, class_labels, batch_size: int) -> torch.Tensor:
+        if isinstance(class_labels, torch.Tensor):
+            class_labels = class_labels.reshape(-1).tolist()
+        elif isinstance(class_labels, (int, str)):
+            class_labels = [class_labels]
+        ids = [self.label_id(c) for c in class_labels]
+        if len(ids) == 1:
+            ids = ids * batch_size
+        if len(ids) != batch_size:
+            raise ValueError(f"class_labels must hold 1 or batch_size={batch_size} labels, got {len(ids)}")
+        return torch.tensor(ids, dtype=torch.long, device=self._execution_device)
+
+    def predict(self, sample, timestep, class_labels=None, guidance_scale=None):
+        """Classifier-free guidance: eps_uncond + w * (eps_cond - eps_uncond), w = ``guidance_scale`` (default 1).
+
+        w = 1 returns the conditional prediction itself and w = 0 the null-class one (one UNet pass each); any other
+        w runs both in one batch of 2N.
+        """
+        w = 1.0 if guidance_scale is None else float(guidance_scale)
+        if w == 1.0:
+            return self.unet(sample, timestep, class_labels=class_labels).sample
+        null = torch.full_like(class_labels, self.null_class)
+        if w == 0.0:
+            return self.unet(sample, timestep, class_labels=null).sample
+        both = self.unet(torch.cat([sample, sample]), timestep, class_labels=torch.cat([class_labels, null])).sample
+        cond, uncond = both.chunk(2)
+        return uncond + w * (cond - uncond)

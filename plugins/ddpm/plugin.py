@@ -1,0 +1,349 @@
+"""The DDPM plugin: diffusers' ``UNet2DModel`` + ``DDPMScheduler`` trained with the simplified objective of Ho et al.
+2020 (https://arxiv.org/abs/2006.11239, eq. 14: MSE between the true and predicted noise, or v), EMA weights,
+optional class conditioning with label dropout for classifier-free guidance, and sampling with any compatible
+diffusers scheduler.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from diffusers import DDPMScheduler, UNet2DModel
+from genkit_ddpm.pipeline_ddpm import ClassConditionalDDPMPipeline, GenkitDDPMPipeline, make_scheduler
+
+from genkit.errors import ConfigError
+from genkit.plugin import DataInfo, Plugin, PreparedData, StepContext
+
+__all__ = ["DDPMPlugin"]
+
+# model_index.json `_class_name` -> the genkit class that loads it
+PIPELINE_CLASSES = {
+    "DDPMPipeline": GenkitDDPMPipeline,
+    "GenkitDDPMPipeline": GenkitDDPMPipeline,
+    "ClassConditionalDDPMPipeline": ClassConditionalDDPMPipeline,
+}
+SAMPLE_BATCH = 256  # images denoised together: bounds memory for large --n
+SAMPLE_SCHEDULER = "ddim"  # for `genkit sample` and training grids; 50 steps unless --steps says otherwise
+
+
+@functools.lru_cache(maxsize=8)
+def noise_scheduler(num_train_timesteps: int, beta_schedule: str, prediction_type: str) -> DDPMScheduler:
+    """The forward-process schedule used in training and saved with the model."""
+    return DDPMScheduler(
+        num_train_timesteps=num_train_timesteps, beta_schedule=beta_schedule, prediction_type=prediction_type
+    )
+
+
+def _scheduler_for(config: dict[str, Any]) -> DDPMScheduler:
+    return noise_scheduler(int(config["num_train_timesteps"]), config["beta_schedule"], config["prediction_type"])
+
+
+class DDPMPlugin(Plugin):
+    name = "ddpm"
+    task = "image"
+    pipeline_tag = "unconditional-image-generation"
+    default_dataset = "digits"
+    pipeline_class = GenkitDDPMPipeline
+    # diffusers' train_unconditional.py recipe: decay rises as 1 - (1 + step)^-0.75 towards 0.9999, so a short run
+    # averages over its last ~10% of steps (decay 0.9967 at step 2000) instead of its random start.
+    ema = {"model": {"decay": 0.9999, "use_ema_warmup": True, "inv_gamma": 1.0, "power": 0.75}}
+    defaults = {
+        "image_size": 16,  # digits are 8x8; 16 px keeps a 3-level UNet meaningful and CPU sampling fast
+        "block_out_channels": [32, 64, 64],  # channels per UNet level; len - 1 = number of 2x downsamplings
+        "layers_per_block": 1,  # ResNet blocks per level (Ho et al. use 2; 1 halves the CPU cost)
+        "attention_levels": [2],  # levels with self-attention (0 = full resolution); Ho et al.: 16x16 only
+        "norm_num_groups": 8,  # GroupNorm groups; must divide every entry of block_out_channels
+        "num_train_timesteps": 1000,  # T in Ho et al. 2020
+        "beta_schedule": "linear",  # linear (Ho et al.: 1e-4 .. 0.02) | squaredcos_cap_v2 (Nichol & Dhariwal 2021)
+        "prediction_type": "epsilon",  # epsilon (Ho et al.) | v_prediction (Salimans & Ho 2022)
+        "conditional": False,  # class-conditional UNet with classifier-free guidance; needs labelled data
+        "label_dropout": 0.1,  # fraction of labels replaced by the null class (Ho & Salimans 2022 use 0.1-0.2)
+        "lr": 1e-3,  # small UNets train stably at 1e-3 with warmup + cosine decay; Ho et al. use 2e-4 at 35.7M params
+        "lr_scheduler": "cosine",
+        "warmup_steps": 100,
+        "batch_size": 64,
+        "max_grad_norm": 1.0,  # Ho et al. clip at 1
+        "eval_scheduler": "ddim",  # sampler for `genkit eval` and the end-of-training evaluation
+        "eval_steps": 50,  # DDIM-50 is close to DDPM-1000 in quality at 1/20 of the cost (docs/benchmarks/ddpm.md)
+        "eval_eta": None,  # None: the sampler's default (0 = deterministic DDIM)
+        "eval_guidance_scale": None,  # conditional models: None = 1, the plain conditional model
+        "eval_samples": 500,  # generated images compared with the test split
+    }
+    presets = {
+        "tiny": {
+            "image_size": 8,
+            "block_out_channels": [8, 16],
+            "attention_levels": [],
+            "norm_num_groups": 4,
+            "num_train_timesteps": 100,
+            "batch_size": 32,
+            "max_steps": 20,
+            "warmup_steps": 0,
+            "lr": 2e-3,
+            "checkpoint_every": 10,
+            "sample_every": 0,
+            "num_sample_images": 16,
+            "eval_samples": 64,
+            "eval_steps": 10,
+        },
+        "small": {"max_steps": 3000, "checkpoint_every": 1000, "sample_every": 1000},
+        "base": {
+            "image_size": 32,
+            "block_out_channels": [128, 256, 256, 256],
+            "attention_levels": [1],
+            "layers_per_block": 2,
+            "norm_num_groups": 32,
+            "lr": 2e-4,
+            "warmup_steps": 1000,
+            "batch_size": 128,
+            "max_steps": 50000,
+            "checkpoint_every": 5000,
+            "sample_every": 5000,
+            "eval_samples": 2000,
+        },
+    }
+
+    # ---- configuration -------------------------------------------------------------------------------------------
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--block-out-channels", type=int, nargs="+", default=None, help="channels per UNet level")
+        parser.add_argument("--layers-per-block", type=int, default=None, help="ResNet blocks per UNet level")
+        parser.add_argument(
+            "--attention-levels",
+            type=int,
+            nargs="*",
+            default=None,
+            help="UNet levels with self-attention (0 = full resolution)",
+        )
+        parser.add_argument("--norm-num-groups", type=int, default=None, help="GroupNorm groups")
+        parser.add_argument("--num-train-timesteps", type=int, default=None, help="diffusion steps T")
+        parser.add_argument("--beta-schedule", choices=("linear", "squaredcos_cap_v2"), default=None)
+        parser.add_argument("--prediction-type", choices=("epsilon", "v_prediction"), default=None)
+        parser.add_argument(
+            "--conditional",
+            action="store_true",
+            default=None,
+            help="class-conditional model with classifier-free guidance (labelled data)",
+        )
+        parser.add_argument(
+            "--label-dropout",
+            type=float,
+            default=None,
+            help="fraction of labels replaced by the null class when --conditional",
+        )
+
+    def add_sample_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--scheduler",
+            default=None,
+            help="ddim (default) | ddpm | a compatible diffusers scheduler (e.g. dpmsolvermultistep)",
+        )
+        parser.add_argument(
+            "--steps",
+            type=int,
+            default=None,
+            help="denoising steps (default 50; every training step for ddpm)",
+        )
+        parser.add_argument("--eta", type=float, default=None, help="DDIM noise: 0 deterministic, 1 DDPM-like")
+        parser.add_argument(
+            "--guidance-scale",
+            type=float,
+            default=None,
+            help="classifier-free guidance weight (conditional models; 1 = no guidance)",
+        )
+        parser.add_argument(
+            "--label",
+            dest="labels",
+            default=None,
+            help="class id or name to sample (conditional models; default: cycle through classes)",
+        )
+
+    def add_eval_arguments(self, parser) -> None:
+        parser.add_argument("--scheduler", dest="eval_scheduler", default=None, help="sampler (default ddim)")
+        parser.add_argument("--steps", dest="eval_steps", type=int, default=None, help="denoising steps (default 50)")
+        parser.add_argument("--eta", dest="eval_eta", type=float, default=None, help="DDIM noise")
+        parser.add_argument(
+            "--guidance-scale",
+            dest="eval_guidance_scale",
+            type=float,
+            default=None,
+            help="classifier-free guidance weight (conditional models)",
+        )
+        parser.add_argument("--eval-samples", type=int, default=None, help="number of generated images (default 500)")
+
+    def _setting(self, config: dict[str, Any], key: str):
+        """``config[key]``, or the plugin default where a command left it unset (None)."""
+        value = config.get(key)
+        return self.defaults[key] if value is None else value
+
+    # ---- model ---------------------------------------------------------------------------------------------------
+    def build(self, config: dict[str, Any], info: DataInfo) -> dict[str, torch.nn.Module]:
+        if config["conditional"] and not info.num_classes:
+            raise ConfigError(f"--conditional needs labelled data, and {info.dataset!r} has no labels")
+        if not 0 <= float(config["label_dropout"]) < 1:
+            raise ConfigError(f"--label-dropout must be in [0, 1), got {config['label_dropout']}")
+        channels = [int(c) for c in config["block_out_channels"]]
+        levels = sorted(int(i) for i in config["attention_levels"])
+        groups = int(config["norm_num_groups"])
+        factor = 2 ** (len(channels) - 1)
+        if info.image_size % factor:
+            raise ConfigError(
+                f"image size {info.image_size} is not divisible by {factor}, the UNet's total downsampling "
+                f"({len(channels)} levels = {len(channels) - 1} halvings); use --image-size "
+                f"{_round_up(info.image_size, factor)} or fewer --block-out-channels"
+            )
+        if any(c % groups for c in channels):
+            raise ConfigError(f"--norm-num-groups {groups} must divide every --block-out-channels entry {channels}")
+        if any(not 0 <= i < len(channels) for i in levels):
+            raise ConfigError(f"--attention-levels {levels} must be in 0..{len(channels) - 1} (one per UNet level)")
+        down = tuple("AttnDownBlock2D" if i in levels else "DownBlock2D" for i in range(len(channels)))
+        up = tuple(b.replace("Down", "Up") for b in reversed(down))
+        _scheduler_for(config)  # fail early on a bad schedule or prediction type (diffusers raises)
+        unet = UNet2DModel(
+            sample_size=info.image_size,
+            in_channels=info.num_channels,
+            out_channels=info.num_channels,
+            block_out_channels=tuple(channels),
+            layers_per_block=int(config["layers_per_block"]),
+            down_block_types=down,
+            up_block_types=up,
+            norm_num_groups=groups,
+            # the last embedding is the null class of classifier-free guidance
+            num_class_embeds=info.num_classes + 1 if config["conditional"] else None,
+        )
+        return {"model": unet}
+
+    def training_step(self, modules, batch, ctx: StepContext) -> dict[str, torch.Tensor]:
+        """Ho et al. 2020, Algorithm 1: x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps; MSE on eps (or on v)."""
+        scheduler = _scheduler_for(ctx.config)
+        x0 = batch["pixel_values"]
+        noise = torch.randn_like(x0)
+        t = torch.randint(0, scheduler.config.num_train_timesteps, (x0.shape[0],), device=x0.device)
+        noisy = scheduler.add_noise(x0, noise, t)
+        target = noise if scheduler.config.prediction_type == "epsilon" else scheduler.get_velocity(x0, noise, t)
+        unet = modules["model"]
+        if ctx.config["conditional"]:
+            null_class = getattr(unet, "module", unet).config.num_class_embeds - 1
+            drop = torch.rand(x0.shape[0], device=x0.device) < float(ctx.config["label_dropout"])
+            labels = torch.where(drop, torch.full_like(batch["labels"], null_class), batch["labels"])
+            prediction = unet(noisy, t, class_labels=labels).sample
+        else:
+            prediction = unet(noisy, t).sample
+        return {"loss": F.mse_loss(prediction.float(), target.float())}
+
+    # ---- pipeline ------------------------------------------------------------------------------------------------
+    def to_pipeline(self, modules, data: PreparedData, config: dict[str, Any]):
+        unet = modules["model"]
+        scheduler = DDPMScheduler.from_config(_scheduler_for(config).config)
+        if unet.config.num_class_embeds:
+            names = data.info.class_names or [str(i) for i in range(unet.config.num_class_embeds - 1)]
+            return ClassConditionalDDPMPipeline(unet=unet, scheduler=scheduler, id2label=dict(enumerate(names)))
+        return GenkitDDPMPipeline(unet=unet, scheduler=scheduler)
+
+    def modules_from_pipeline(self, pipeline) -> dict[str, torch.nn.Module]:
+        return {"model": pipeline.unet}
+
+    def load_pipeline(self, path: str | Path):
+        index = json.loads((Path(path) / "model_index.json").read_text())
+        cls = PIPELINE_CLASSES.get(index.get("_class_name"))
+        if cls is None:
+            raise ConfigError(
+                f"{Path(path) / 'model_index.json'}: _class_name {index.get('_class_name')!r} is not a DDPM pipeline; "
+                f"expected one of {', '.join(PIPELINE_CLASSES)}"
+            )
+        return cls.from_pretrained(str(path))
+
+    def sample(
+        self,
+        pipeline,
+        n: int,
+        seed: int = 0,
+        scheduler=None,
+        steps=None,
+        eta=None,
+        guidance_scale=None,
+        labels=None,
+        **kwargs,
+    ) -> list:
+        """``n`` PIL images; conditional models cycle through the classes unless ``labels`` names one."""
+        # DDIM-50 by default: close to DDPM-1000 in quality at 1/20 of the cost (docs/benchmarks/ddpm.md).
+        scheduler = SAMPLE_SCHEDULER if scheduler is None else scheduler
+        conditional = isinstance(pipeline, ClassConditionalDDPMPipeline)
+        if conditional and labels is None:
+            labels = [i % pipeline.num_classes for i in range(n)]
+        generator = torch.Generator().manual_seed(seed)
+        images = []
+        for start in range(0, n, SAMPLE_BATCH):
+            count = min(SAMPLE_BATCH, n - start)
+            batch_labels = labels[start : start + count] if isinstance(labels, list) else labels
+            call = {"scheduler": scheduler, "eta": eta, "class_labels": batch_labels, "guidance_scale": guidance_scale}
+            try:
+                pipeline.check_inputs(**call, batch_size=count)
+            except ValueError as exc:  # a bad flag: one clear line from the CLI
+                raise ConfigError(str(exc)) from None
+            out = pipeline(batch_size=count, generator=generator, num_inference_steps=steps, **call, **kwargs)
+            images += out.images
+        return images
+
+    def evaluate(self, pipeline, data: PreparedData, config: dict[str, Any]) -> dict[str, Any]:
+        """Fréchet distance, precision/recall and class metrics of generated images against the test split."""
+        from genkit.metrics import evaluate_images
+
+        n = int(self._setting(config, "eval_samples"))
+        scheduler, steps = self._setting(config, "eval_scheduler"), int(self._setting(config, "eval_steps"))
+        eta, guidance = config.get("eval_eta"), config.get("eval_guidance_scale")
+        seed = int(config.get("seed") or 0)
+        conditional = isinstance(pipeline, ClassConditionalDDPMPipeline)
+        labels = [i % pipeline.num_classes for i in range(n)] if conditional else None
+        pipeline.set_progress_bar_config(disable=True)
+        generator = torch.Generator().manual_seed(seed)
+        batches = []
+        for start in range(0, n, SAMPLE_BATCH):
+            count = min(SAMPLE_BATCH, n - start)
+            out = pipeline(
+                batch_size=count,
+                generator=generator,
+                num_inference_steps=steps,
+                scheduler=scheduler,
+                eta=eta,
+                class_labels=labels[start : start + count] if conditional else None,
+                guidance_scale=guidance if conditional else None,
+                output_type="pt",
+            )
+            batches.append(out.images.float().cpu() * 2 - 1)  # [0, 1] -> the data's [-1, 1]
+        pipeline.set_progress_bar_config(disable=False)
+        info = data.info
+        result = evaluate_images(
+            torch.cat(batches),
+            data.test,
+            train=data.train,
+            sample_labels=torch.tensor(labels) if conditional else None,
+            num_classes=info.num_classes,
+            cache_key=f"{Path(str(info.dataset)).name}-{info.image_size}px",
+            seed=seed,
+        )
+        result["protocol"].update(
+            {
+                "split": "test",
+                "sampler": type(make_scheduler(pipeline.scheduler, scheduler)).__name__,
+                "sampling_steps": steps,
+                "eta": eta,
+                "guidance_scale": (1.0 if guidance is None else guidance) if conditional else None,
+                "ema": True,
+                "sample_seed": seed,
+            }
+        )
+        return result
+
+    def build_demo(self, pipeline):
+        from genkit_ddpm.demo import build_demo
+
+        return build_demo(pipeline)
+
+
+def _round_up(value: int, factor: int) -> int:
+    return -(-value // factor) * factor

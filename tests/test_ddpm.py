@@ -1,0 +1,316 @@
+"""The DDPM plugin: training on the core trainer, EMA, stock-diffusers output, samplers, guidance, resume, errors."""
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from diffusers import DDIMScheduler, DDPMPipeline, DDPMScheduler, UNet2DModel
+from genkit_ddpm import ClassConditionalDDPMPipeline, GenkitDDPMPipeline, compatible_scheduler_names
+from safetensors.torch import load_file
+
+import genkit
+from genkit.checkpoint import load_tensors_and_json
+from genkit.cli import main
+from genkit.errors import PickleRefusedError
+from genkit.plugin import StepContext
+
+FAST = ("--log-with", "none", "--no-eval")
+
+
+def train(out, *args: str) -> None:
+    assert main(["train", "ddpm", "--preset", "tiny", "--output", str(out), *args]) == 0
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """Unconditional, epsilon, linear schedule: 20 steps on digits at 8 px, checkpoints at 10 and 20."""
+    out = tmp_path_factory.mktemp("ddpm") / "tiny"
+    train(out, *FAST)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_conditional(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ddpm") / "conditional"
+    train(out, "--conditional", *FAST)
+    return out
+
+
+def _noise_prediction_loss(unet: UNet2DModel, config: dict, images: torch.Tensor) -> float:
+    """The training loss on fixed images, noise and timesteps (the same draws for every model)."""
+    plugin = genkit.get_plugin("ddpm")
+    torch.manual_seed(123)
+    with torch.no_grad():
+        ctx = StepContext(phase="model", step=0, config=config, carry={})
+        return plugin.training_step({"model": unet}, {"pixel_values": images}, ctx)["loss"].item()
+
+
+def _test_images(folder) -> tuple[torch.Tensor, dict]:
+    from genkit.data import load_splits
+
+    config = json.loads((folder / "genkit.json").read_text())["config"]
+    splits = load_splits("digits", "image", image_size=config["image_size"], seed=config["seed"])
+    data = genkit.get_plugin("ddpm").prepare_data(splits, config)
+    return torch.stack([data.test[i]["pixel_values"] for i in range(len(data.test))]), config
+
+
+@pytest.mark.parametrize(
+    "objective", [(), ("--prediction-type", "v_prediction", "--beta-schedule", "squaredcos_cap_v2")], ids=["eps", "v"]
+)
+def test_noise_prediction_loss_decreases(tmp_path, tiny, objective):
+    folder = tiny if not objective else tmp_path / "v"
+    if objective:
+        train(folder, *objective, *FAST)
+    pipe = genkit.load(folder)
+    scheduler = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
+    assert (scheduler["prediction_type"], scheduler["beta_schedule"]) == (
+        ("epsilon", "linear") if not objective else ("v_prediction", "squaredcos_cap_v2")
+    )
+    images, config = _test_images(folder)
+    torch.manual_seed(0)
+    untrained = UNet2DModel.from_config(pipe.unet.config)
+    before = _noise_prediction_loss(untrained, config, images)
+    after = _noise_prediction_loss(pipe.unet, config, images)
+    assert after < 0.75 * before, (before, after)
+
+
+def test_output_is_a_stock_ddpm_pipeline_folder(tiny):
+    index = json.loads((tiny / "model_index.json").read_text())
+    assert index["_class_name"] == "DDPMPipeline"
+    assert index["unet"] == ["diffusers", "UNet2DModel"] and index["scheduler"] == ["diffusers", "DDPMScheduler"]
+    assert (tiny / "unet" / "diffusion_pytorch_model.safetensors").is_file()
+    assert json.loads((tiny / "genkit.json").read_text())["plugin"] == "ddpm"
+    # genkit's loop with the saved DDPM scheduler is diffusers' own DDPMPipeline loop, image for image
+    stock = DDPMPipeline.from_pretrained(tiny)
+    ours = genkit.load(tiny)
+    assert isinstance(ours, GenkitDDPMPipeline) and isinstance(ours, DDPMPipeline)
+    for pipe in (stock, ours):
+        pipe.set_progress_bar_config(disable=True)
+    a = stock(batch_size=3, generator=torch.Generator().manual_seed(1), num_inference_steps=20, output_type="np")
+    b = ours(batch_size=3, generator=torch.Generator().manual_seed(1), num_inference_steps=20, output_type="np")
+    np.testing.assert_array_equal(a.images, b.images)
+
+
+def test_loads_with_stock_diffusers_where_genkit_is_not_importable(tiny, tmp_path):
+    script = textwrap.dedent(
+        """
+        import importlib.abc, sys
+
+        class NoGenkit(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0].startswith("genkit"):
+                    raise ImportError(f"{name} is blocked: this process plays an environment without genkit")
+
+        sys.meta_path.insert(0, NoGenkit())
+        try:
+            import genkit  # noqa: F401
+        except ImportError:
+            pass
+        else:
+            raise SystemExit("genkit is still importable")
+
+        import numpy as np, torch
+        from diffusers import DiffusionPipeline
+
+        pipe = DiffusionPipeline.from_pretrained(sys.argv[1])
+        pipe.set_progress_bar_config(disable=True)
+        out = pipe(batch_size=1, num_inference_steps=5, generator=torch.Generator().manual_seed(0), output_type="np")
+        np.save(sys.argv[2], out.images)
+        print(type(pipe).__module__, type(pipe).__name__, sorted(m for m in sys.modules if m.startswith("genkit")))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tiny), str(tmp_path / "image.npy")], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[:2] == ["diffusers.pipelines.ddpm.pipeline_ddpm", "DDPMPipeline"]
+    assert result.stdout.strip().endswith("[]")  # no genkit module was loaded
+    ours = genkit.load(tiny)
+    ours.set_progress_bar_config(disable=True)
+    expected = ours(1, generator=torch.Generator().manual_seed(0), num_inference_steps=5, output_type="np").images
+    np.testing.assert_allclose(np.load(tmp_path / "image.npy"), expected, atol=1e-6)
+
+
+def test_saved_weights_are_the_ema_weights(tiny):
+    checkpoint = tiny / "checkpoint-20"
+    raw = load_file(str(checkpoint / "model-model.safetensors"))
+    ema = load_tensors_and_json(checkpoint / "ema-model")
+    assert ema["optimization_step"] == 20
+    saved = UNet2DModel.from_pretrained(tiny / "unet")
+    names = [name for name, _ in saved.named_parameters()]
+    differ = 0
+    for name, shadow in zip(names, ema["shadow_params"], strict=True):
+        weight = saved.get_parameter(name).detach()
+        torch.testing.assert_close(weight, shadow, rtol=0, atol=0)
+        differ += not torch.equal(weight, raw[name])
+    assert differ > len(names) // 2  # the raw (checkpointed) weights are not what was saved
+
+
+def test_resume_equals_uninterrupted_run(tiny, tmp_path):
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()
+    shutil.copytree(tiny / "checkpoint-10", resumed / "checkpoint-10")  # what a run killed after step 10 leaves
+    train(resumed, "--resume", "latest", *FAST)
+    for file in (
+        "checkpoint-20/model-model.safetensors",
+        "checkpoint-20/ema-model.safetensors",
+        "unet/diffusion_pytorch_model.safetensors",
+    ):
+        a, b = load_file(str(tiny / file)), load_file(str(resumed / file))
+        assert a.keys() == b.keys()
+        for key in a:
+            assert torch.equal(a[key], b[key]), f"{file}: {key}"
+
+
+def test_scheduler_swap(tiny):
+    pipe = genkit.load(tiny)
+    pipe.set_progress_bar_config(disable=True)
+    calls = []
+    out = pipe(
+        batch_size=2,
+        scheduler="ddim",
+        num_inference_steps=7,
+        eta=0.0,
+        return_intermediates=3,
+        callback_on_step_end=lambda p, i, t, kw: calls.append((i, int(t), kw["latents"].shape)) or {},
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert isinstance(pipe.scheduler, DDPMScheduler)  # the saved scheduler is never replaced
+    assert [i for i, _, _ in calls] == list(range(7))
+    ddim = DDIMScheduler.from_config(pipe.scheduler.config)
+    ddim.set_timesteps(7)
+    assert [t for _, t, _ in calls] == ddim.timesteps.tolist()
+    assert out.intermediate_steps == [0, 3, 6, 7] and len(out.intermediates) == 4
+    assert out.intermediates[-1][0].tobytes() == out.images[0].tobytes()
+    assert len(out.images) == 2 and out.images[0].size == (8, 8)
+    # a class name works like the short name, and eta = 0 (deterministic DDIM) is DDIM's default
+    a = pipe(1, scheduler="ddim", num_inference_steps=5, output_type="np", generator=torch.Generator().manual_seed(3))
+    b = pipe(
+        1,
+        scheduler="DDIMScheduler",
+        num_inference_steps=5,
+        output_type="np",
+        eta=0.0,
+        generator=torch.Generator().manual_seed(3),
+    )
+    np.testing.assert_array_equal(a.images, b.images)
+    for name in compatible_scheduler_names(pipe.scheduler):
+        image = pipe(1, scheduler=name, num_inference_steps=4, output_type="pt").images
+        assert image.shape == (1, 1, 8, 8) and torch.isfinite(image).all(), name
+
+
+def test_sample_cli(tiny, tmp_path):
+    out = tmp_path / "grid.png"
+    args = ["sample", str(tiny), "--n", "6", "--scheduler", "ddim", "--steps", "5", "--eta", "1", "--out", str(out)]
+    assert main(args) == 0
+    from PIL import Image
+
+    grid = Image.open(out)
+    assert grid.size == (3 * 10 + 2, 2 * 10 + 2)  # 6 images of 8 px in a 3 x 2 grid with 2 px borders
+
+
+def test_guidance_scale_one_is_the_conditional_prediction(tiny_conditional):
+    pipe = genkit.load(tiny_conditional)
+    assert isinstance(pipe, ClassConditionalDDPMPipeline)
+    assert pipe.class_names == [str(i) for i in range(10)] and pipe.null_class == 10
+    torch.manual_seed(0)
+    x, t, labels = torch.randn(4, 1, 8, 8), torch.tensor(37), torch.tensor([0, 3, 7, 9])
+    cond = pipe.unet(x, t, class_labels=labels).sample
+    uncond = pipe.unet(x, t, class_labels=torch.full_like(labels, 10)).sample
+    assert not torch.allclose(cond, uncond)  # the label matters
+    assert torch.equal(pipe.predict(x, t, labels, guidance_scale=1.0), cond)
+    assert torch.equal(pipe.predict(x, t, labels, guidance_scale=0.0), uncond)
+    torch.testing.assert_close(pipe.predict(x, t, labels, guidance_scale=3.0), uncond + 3.0 * (cond - uncond))
+    loaded = ClassConditionalDDPMPipeline.from_pretrained(tiny_conditional)
+    loaded.set_progress_bar_config(disable=True)
+    images = loaded(2, class_labels="7", guidance_scale=2.0, scheduler="ddim", num_inference_steps=3).images
+    assert len(images) == 2
+
+
+def test_eval_records_sampler_and_steps(tiny, tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny, folder, ignore=shutil.ignore_patterns("checkpoint-*"))
+    assert main(["eval", str(folder), "--scheduler", "ddim", "--steps", "4", "--eval-samples", "32"]) == 0
+    results = json.loads((folder / "eval_results.json").read_text())
+    assert {"frechet_distance", "precision", "recall", "class_coverage"} <= results["metrics"].keys()
+    protocol = results["protocol"]
+    assert (protocol["sampler"], protocol["sampling_steps"], protocol["num_samples"]) == ("DDIMScheduler", 4, 32)
+    card = (folder / "README.md").read_text()
+    assert "frechet_distance" in card and "DDIMScheduler" in card
+
+
+def test_guidance_on_an_unconditional_model_is_an_error(tiny):
+    pipe = genkit.load(tiny)
+    with pytest.raises(ValueError, match="guidance_scale apply only to class-conditional models"):
+        pipe(1, guidance_scale=2.0, num_inference_steps=2)
+
+
+def test_pickle_weights_are_refused(tiny, tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny, folder, ignore=shutil.ignore_patterns("checkpoint-*"))
+    weights = folder / "unet" / "diffusion_pytorch_model.safetensors"
+    torch.save(load_file(str(weights)), folder / "unet" / "diffusion_pytorch_model.bin")
+    weights.unlink()
+    with pytest.raises(PickleRefusedError):
+        genkit.load(folder)
+    with pytest.raises(PickleRefusedError):
+        GenkitDDPMPipeline.from_pretrained(folder)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["train", "ddpm", "--preset", "tiny", "--image-size", "10", "--block-out-channels", "8", "16", "16"],
+            "image size 10 is not divisible by 4",
+        ),
+        (["train", "ddpm", "--preset", "tiny", "--norm-num-groups", "3"], "--norm-num-groups 3 must divide"),
+        (["train", "ddpm", "--preset", "tiny", "--attention-levels", "2"], "--attention-levels [2] must be in 0..1"),
+        (["sample", "{tiny}", "--scheduler", "nope"], "unknown scheduler 'nope'; schedulers compatible"),
+        (["sample", "{tiny}", "--guidance-scale", "3"], "guidance_scale apply only to class-conditional models"),
+        (["sample", "{tiny}", "--label", "3"], "class_labels apply only to class-conditional models"),
+        (["sample", "{tiny}", "--scheduler", "ddpm", "--eta", "0.5"], "eta applies to DDIM-type samplers"),
+        (["sample", "{conditional}", "--label", "eleven"], "unknown class 'eleven'; classes: 0, 1, 2"),
+    ],
+)
+def test_bad_input_is_one_clear_error(args, message, tiny, tiny_conditional, tmp_path, capsys):
+    args = [a.format(tiny=tiny, conditional=tiny_conditional) for a in args]
+    if args[0] == "train":
+        args += ["--output", str(tmp_path / "out"), *FAST]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("genkit: error:")]
+    assert len(errors) == 1 and message in errors[0] and "Traceback" not in err, err
+
+
+def test_conditional_needs_labels(tmp_path, capsys):
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        Image.fromarray(rng.integers(0, 255, (8, 8), dtype=np.uint8), mode="L").save(folder / f"{i}.png")
+    assert (
+        main(
+            [
+                "train",
+                "ddpm",
+                "--preset",
+                "tiny",
+                "--dataset",
+                str(folder),
+                "--conditional",
+                "--output",
+                str(tmp_path / "out"),
+                *FAST,
+            ]
+        )
+        == 2
+    )
+    assert "genkit: error: --conditional needs labelled data" in capsys.readouterr().err
