@@ -274,7 +274,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         plugin = _plugin_for(argv) if argv else None
         parser = build_parser(plugin, argv[0] if argv else None)
-        args = parser.parse_args(argv)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help, or a usage mistake argparse already reported in one line
+            return int(exc.code or 0)
         if args.command == "list":
             cmd_list(args)
         elif args.command == "train":
