@@ -65,6 +65,17 @@ def digit_images(n: int) -> list[Image.Image]:
     return [load_splits("digits", "image")["test"][i]["image"] for i in range(n)]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def serving_threads():
+    """Torch threads as `genkit demo` and Spaces set them for serving (genkit.demo.launch); restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(core.model_threads())
+    yield
+    torch.set_num_threads(before)
+
+
 # ---- VAE -----------------------------------------------------------------------------------------------------------
 VAE_ENDPOINTS = {
     "/sample",
@@ -202,6 +213,70 @@ def test_conditional_vae_samples_by_class(tmp_path_factory):
             client.predict(0, 4, k, api_name="/sample")
         strip = Image.open(client.predict(0, 1, 5, 3, api_name="/interpolate_seeds"))
         assert strip.size == grid_size(5, tile, nrow=5)
+
+
+# ---- DDPM ----------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ddpm(tmp_path_factory):
+    folder = trained_model(tmp_path_factory, "ddpm", "ddpm", "--no-eval")
+    pipeline = genkit.load(folder)
+    with served(genkit.get_plugin("ddpm").build_demo(pipeline)) as client:
+        yield pipeline, client
+
+
+def test_ddpm_demo_shows_the_denoising_progression(ddpm):
+    pipeline, client = ddpm
+    assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == {"/generate"}
+    tile = tile_size(pipeline.unet.config.sample_size)
+    final, frames = client.predict(0, "ddim", 10, 4, api_name="/generate")
+    final = np.asarray(Image.open(final))
+    assert final.shape[:2] == grid_size(4, tile)[::-1]
+    # x_T, then every 2nd step of 10 (about FRAMES pictures), the last one being the samples themselves.
+    assert [f["caption"] for f in frames] == ["x_T: pure noise"] + [f"after {s} of 10 steps" for s in (2, 4, 6, 8, 10)]
+    pictures = [np.asarray(Image.open(f["image"])) for f in frames]
+    assert all(p.shape == final.shape for p in pictures)
+    assert np.array_equal(pictures[-1], final) and not np.array_equal(pictures[0], final)
+    again, _ = client.predict(0, "ddim", 10, 4, api_name="/generate")
+    assert np.array_equal(np.asarray(Image.open(again)), final)  # DDIM is deterministic for a seed
+
+    final, frames = client.predict(0, "ddpm", 25, 2, api_name="/generate")
+    assert Image.open(final).size == grid_size(2, tile) and len(frames) == 10
+
+
+def test_ddpm_demo_rejects_out_of_range_inputs(ddpm):
+    pipeline, client = ddpm
+    T = pipeline.scheduler.config.num_train_timesteps
+    with pytest.raises(AppError, match=f"greater than maximum value {T}"):
+        client.predict(0, "ddim", T + 1, 4, api_name="/generate")
+    with pytest.raises(AppError, match="greater than maximum value 16"):
+        client.predict(0, "ddim", 10, 17, api_name="/generate")
+    with pytest.raises(AppError, match="not in the list of choices"):
+        client.predict(0, "euler", 10, 4, api_name="/generate")
+    with pytest.raises(AppError, match="seed is empty"):
+        client.predict(None, "ddim", 10, 4, api_name="/generate")
+
+
+def test_conditional_ddpm_demo_takes_class_and_guidance(tmp_path_factory):
+    folder = trained_model(tmp_path_factory, "cddpm", "ddpm", "--conditional", "--no-eval")
+    pipeline = genkit.load(folder)
+    with served(genkit.get_plugin("ddpm").build_demo(pipeline)) as client:
+        api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/generate"]
+        assert [p["label"] for p in api["parameters"]] == [
+            "Seed",
+            "Sampler",
+            "Steps",
+            "Images",
+            "Class",
+            "Guidance scale",
+        ]
+
+        def final(label, guidance):
+            return np.asarray(Image.open(client.predict(0, "ddim", 5, 2, label, guidance, api_name="/generate")[0]))
+
+        assert not np.array_equal(final(3, 1.0), final(7, 1.0))
+        assert np.array_equal(final(3, 0.0), final(7, 0.0))  # guidance 0 is the unconditional model: class ignored
+        with pytest.raises(AppError, match="greater than maximum value 10"):
+            client.predict(0, "ddim", 5, 2, 3, 11.0, api_name="/generate")
 
 
 # ---- `genkit demo MODEL` -------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from genkit.demo import (
     image_output,
     image_strip,
     require_image,
+    require_values,
     saved_json,
     seed_input,
 )
@@ -41,13 +42,18 @@ def build_demo(pipeline: VAEPipeline) -> gr.Blocks:
     dims = config.in_channels * size * size
 
     def labels_for(label):
-        return None if not k else int(label)
+        if not k:
+            return None
+        require_values(**{"class": label})
+        return int(label)
 
     def latent(seed: int) -> torch.Tensor:
+        require_values(seed=seed)
         # The same draw as pipeline.sample(1, seed): an interpolation starts and ends on those samples.
         return torch.randn(1, config.latent_dim, generator=torch.Generator().manual_seed(int(seed)))
 
     def sample(seed, count, label=None):
+        require_values(seed=seed, images=count)
         count = int(count)
         if k and label == ALL_CLASSES:
             if count * k > MAX_GRID:
@@ -57,9 +63,11 @@ def build_demo(pipeline: VAEPipeline) -> gr.Blocks:
         return image_grid(pipeline.sample(count, seed=int(seed), labels=labels_for(label)))
 
     def interpolate_seeds(seed_a, seed_b, steps, label=None):
+        require_values(steps=steps)
         return image_strip(pipeline.interpolate(latent(seed_a), latent(seed_b), int(steps), labels_for(label)))
 
     def interpolate_images(image_a, image_b, steps, label=None):
+        require_values(steps=steps)
         a, b = require_image(image_a, "image A"), require_image(image_b, "image B")
         return image_strip(pipeline.interpolate(a, b, int(steps), labels_for(label)))
 
