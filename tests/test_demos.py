@@ -279,6 +279,91 @@ def test_conditional_ddpm_demo_takes_class_and_guidance(tmp_path_factory):
             client.predict(0, "ddim", 5, 2, 3, 11.0, api_name="/generate")
 
 
+# ---- DCGAN ---------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def dcgan(tmp_path_factory):
+    folder = trained_model(tmp_path_factory, "dcgan", "dcgan", "--no-eval")
+    pipeline = genkit.load(folder)
+    with served(genkit.get_plugin("dcgan").build_demo(pipeline)) as client:
+        yield pipeline, client
+
+
+def test_dcgan_demo_samples_interpolates_and_scores(dcgan, digit_files):
+    pipeline, client = dcgan
+    api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert set(api) == {"/sample", "/interpolate", "/arithmetic", "/realness"}
+    tile = tile_size(pipeline.generator.config.image_size)
+    grid = np.asarray(Image.open(client.predict(2, 9, api_name="/sample")))
+    assert grid.shape[:2] == grid_size(9, tile)[::-1] and grid.std() > 0
+    assert np.array_equal(grid, np.asarray(Image.open(client.predict(2, 9, api_name="/sample"))))
+
+    def single(seed):
+        return tiles(Image.open(client.predict(seed, 1, api_name="/sample")), tile, 1)[0]
+
+    strip = Image.open(client.predict(2, 3, 5, api_name="/interpolate"))
+    assert strip.size == grid_size(5, tile, nrow=5)
+    parts = tiles(strip, tile, 5)
+    assert np.abs(parts[0].astype(int) - single(2)).max() <= 1 and np.abs(parts[-1].astype(int) - single(3)).max() <= 1
+    arithmetic = Image.open(client.predict(4, 5, 6, api_name="/arithmetic"))
+    assert arithmetic.size == grid_size(4, tile, nrow=4)  # the images of A, B, C, then A - B + C
+    parts = tiles(arithmetic, tile, 4)
+    assert all(np.abs(parts[i].astype(int) - single(seed)).max() <= 1 for i, seed in enumerate((4, 5, 6)))
+
+    (digit, _, _), _ = digit_files
+    score = client.predict(handle_file(digit), api_name="/realness")
+    assert 0 <= score <= 1  # P(real) of the BCE-trained discriminator
+    with pytest.raises(AppError, match="greater than maximum value 16"):
+        client.predict(2, 3, 17, api_name="/interpolate")
+    with pytest.raises(AppError, match="upload an image"):
+        client.predict(None, api_name="/realness")
+
+
+# ---- LSTM ----------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def lstm(tmp_path_factory):
+    folder = trained_model(tmp_path_factory, "lstm", "lstm", "--no-eval")
+    pipeline = genkit.load(folder)
+    with served(genkit.get_plugin("lstm").build_demo(pipeline)) as client:
+        yield pipeline, client
+
+
+def test_lstm_demo_streams_text_token_by_token(lstm):
+    _, client = lstm
+    assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == {"/generate"}
+    job = client.submit("def ", 60, 0.8, 0, 1.0, 3, api_name="/generate")
+    final = job.result()
+    updates = job.outputs()
+    assert final.startswith("def ") and 4 < len(final) <= 4 + 60
+    # The text grows in many small steps, each update extending the one before (a character model: ~1 per token).
+    assert len(updates) > 30 and updates[-1] == final
+    assert all(b.startswith(a) and len(b) > len(a) for a, b in zip(updates, updates[1:], strict=False))
+    assert client.predict("def ", 60, 0.8, 0, 1.0, 3, api_name="/generate") == final  # seeded
+
+
+def test_lstm_demo_sampling_settings(lstm):
+    _, client = lstm
+    greedy = client.predict("import ", 40, 0, 0, 1.0, 1, api_name="/generate")
+    assert len(greedy) == len("import ") + 40  # greedy char-level text: one character per new token
+    assert client.predict("import ", 40, 0, 0, 1.0, 2, api_name="/generate") == greedy  # the seed has no say
+    top1 = client.predict("import ", 40, 1.5, 1, 1.0, 5, api_name="/generate")
+    assert top1 == greedy  # top-k = 1 keeps only the most likely token, whatever the temperature
+    unseeded = {client.predict("", 30, 1.0, 0, 1.0, seed, api_name="/generate") for seed in (1, 2, 3)}
+    assert len(unseeded) == 3 and all(0 < len(t) <= 30 for t in unseeded)
+
+
+def test_lstm_demo_rejects_out_of_range_inputs(lstm):
+    _, client = lstm
+    with pytest.raises(AppError, match="greater than maximum value 1000"):
+        client.predict("def ", 1001, 0.8, 0, 1.0, 0, api_name="/generate")
+    with pytest.raises(AppError, match="greater than maximum value 2"):
+        client.predict("def ", 10, 2.5, 0, 1.0, 0, api_name="/generate")
+    with pytest.raises(AppError, match="less than minimum value 0.01"):
+        client.predict("def ", 10, 0.8, 0, 0.0, 0, api_name="/generate")
+    with pytest.raises(AppError, match="at most 2000"):
+        client.predict("x" * 2001, 10, 0.8, 0, 1.0, 0, api_name="/generate")
+    assert client.predict("def ", 5, 0, 0, 1.0, 0, api_name="/generate").startswith("def ")  # still serving
+
+
 # ---- `genkit demo MODEL` -------------------------------------------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as s:
