@@ -4,7 +4,7 @@ import runpy
 from pathlib import Path
 
 import pytest
-from test_demos import grid_size, tile_size
+from test_demos import grid_size, serving_threads, tile_size  # noqa: F401
 
 from genkit.demo import launch
 from genkit.spaces import build_space

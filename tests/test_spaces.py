@@ -15,7 +15,7 @@ import pytest
 from gradio_client import Client
 from huggingface_hub import SpaceCard
 from PIL import Image
-from test_demos import free_port, grid_size, served, tile_size
+from test_demos import free_port, grid_size, served, serving_threads, tile_size, trained_model  # noqa: F401
 
 from genkit.cli import main
 from genkit.errors import GenkitError
@@ -151,6 +151,27 @@ def test_space_with_hub_id_loads_the_model_from_the_hub_cache(tiny_vae, tmp_path
     demo = runpy.run_path(str(out / "app.py"))["demo"]
     with served(demo) as client:
         assert Image.open(client.predict(1, 4, api_name="/sample")).size == grid_size(4, tile_size(8))
+
+
+# One call per family's main endpoint: (train arguments, api_name, inputs, check of the answer).
+FAMILIES = {
+    "dcgan": (["dcgan"], "/sample", (0, 4), lambda out: Image.open(out).size == grid_size(4, tile_size(8))),
+    "ddpm": (["ddpm"], "/generate", (0, "ddim", 5, 2), lambda out: Image.open(out[0]).size == grid_size(2, 64)),
+    "lstm": (["lstm"], "/generate", ("def ", 20, 0.8, 0, 1.0, 0), lambda out: out.startswith("def ")),
+}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_every_family_builds_a_space_that_serves(family, tmp_path_factory, tmp_path):
+    train_args, api_name, inputs, check = FAMILIES[family]
+    model = trained_model(tmp_path_factory, family, *train_args, "--no-eval")
+    out = build_space(str(model), tmp_path / "space")
+    card = SpaceCard.load(out / "README.md")
+    assert card.data.sdk == "gradio" and family in card.data.tags and "$" not in card.text
+    assert (out / f"genkit_{family}" / "demo.py").is_file() and (out / "model" / "genkit.json").is_file()
+    demo = runpy.run_path(str(out / "app.py"))["demo"]
+    with served(demo) as client:
+        assert check(client.predict(*inputs, api_name=api_name))
 
 
 def test_space_build_refuses_a_used_folder_and_a_non_model(tiny_vae, tmp_path, capsys):
