@@ -1,10 +1,11 @@
 """A real browser (Debian's chromium driven by Playwright) uses built Spaces the way a visitor does."""
 
 import runpy
+import time
 from pathlib import Path
 
 import pytest
-from test_demos import grid_size, serving_threads, tile_size  # noqa: F401
+from test_demos import grid_size, serving_threads, tile_size, trained_model  # noqa: F401
 
 from genkit.demo import launch
 from genkit.spaces import build_space
@@ -55,3 +56,43 @@ def test_vae_space_shows_samples_after_generate(browser, tiny_vae, tmp_path):
         page.close()
         demo.close()
     assert tuple(size) == grid_size(16, tile_size(8))  # the default 16 samples of the 8x8 tiny model
+
+
+# Records every distinct value the output box shows, once per animation frame, from before the click on.
+WATCH_TEXT = """() => {
+    window.seen = [];
+    const watch = () => {
+        const box = document.querySelector('#genkit-text textarea');
+        if (box && box.value !== window.seen[window.seen.length - 1]) window.seen.push(box.value);
+        requestAnimationFrame(watch);
+    };
+    watch();
+}"""
+
+
+def test_lstm_space_streams_text_into_the_page(browser, tmp_path_factory, tmp_path):
+    model = trained_model(tmp_path_factory, "lstm", "lstm", "--no-eval")
+    demo, url = open_space(model, tmp_path / "space")
+    page = browser.new_page()
+    try:
+        page.goto(url)
+        page.get_by_label("Prompt").fill("def ")
+        page.evaluate(WATCH_TEXT)
+        page.get_by_role("button", name="Generate").click()
+        page.wait_for_function("() => window.seen.some(v => v.length > 40)", timeout=60_000)
+        final, deadline = None, time.time() + 60
+        while time.time() < deadline:  # generation has ended when the text stops changing
+            value = page.evaluate("() => window.seen[window.seen.length - 1]")
+            if value == final:
+                break
+            final = value
+            time.sleep(1)
+        seen = [v for v in page.evaluate("() => window.seen") if v]
+        page.screenshot(path=str(tmp_path / "lstm.png"))
+    finally:
+        page.close()
+        demo.close()
+    assert final.startswith("def ") and len(final) > 40
+    # The visitor saw the text grow: several partial texts, each extending the one before, before the final one.
+    assert len(seen) >= 3 and seen[-1] == final
+    assert all(b.startswith(a) for a, b in zip(seen, seen[1:], strict=False))
