@@ -184,7 +184,8 @@ def cmd_eval(args, plugin, kwargs) -> None:
 
     folder = resolve(args.model)
     meta = read_metadata(folder)
-    config = {**meta.get("config", {}), **kwargs}
+    # A plugin's eval flags default to None ("not given"): the model's own training config then decides.
+    config = {**meta.get("config", {}), **{k: v for k, v in kwargs.items() if v is not None}}
     if args.dataset:
         config["dataset"] = args.dataset
     config["seed"] = args.seed
