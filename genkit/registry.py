@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
 import warnings
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
@@ -9,7 +11,15 @@ from importlib.metadata import EntryPoint, entry_points
 from genkit.errors import GenkitError, PluginError
 from genkit.plugin import is_plugin_class, missing_hooks
 
-__all__ = ["ENTRY_POINT_GROUP", "broken_plugins", "get_plugin", "is_plugin", "list_plugins", "refresh"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "broken_plugins",
+    "get_plugin",
+    "import_plugin_modules",
+    "is_plugin",
+    "list_plugins",
+    "refresh",
+]
 
 ENTRY_POINT_GROUP = "genkit.plugins"
 
@@ -56,6 +66,23 @@ def refresh() -> None:
     """Forget what was discovered, so newly installed plugins are found."""
     global _entries
     _entries = None
+
+
+def import_plugin_modules() -> None:
+    """Import every installed plugin's module, so that plugins which extend other libraries when imported (the LSTM
+    registers its model with transformers' Auto classes) have done so once ``import genkit`` returns.
+
+    A module already in ``sys.modules`` is skipped: it is imported, or being imported right now (a plugin package
+    imported before genkit imports genkit in turn). Failures are not raised here: the registry reports them, with
+    their cause, when the plugin is listed or asked for.
+    """
+    for entry in _discover().values():
+        module = entry.entry_point.module
+        if module not in sys.modules:
+            try:
+                importlib.import_module(module)
+            except Exception:  # reported by _load() on first use, with its cause
+                pass
 
 
 def _load(entry: _Entry) -> object | None:

@@ -229,7 +229,7 @@ class Trainer:
     # ---- checkpoints ---------------------------------------------------------------------------------------------
     def _save_checkpoint(self) -> None:
         from accelerate.utils import gather_object
-        from safetensors.torch import save_file
+        from safetensors.torch import save_model
 
         acc = self.accelerator
         rng_states = gather_object([ckpt.rng_state()])  # every process's RNG, written by the main process
@@ -239,8 +239,8 @@ class Trainer:
             tmp = self.output / f".tmp-checkpoint-{self.step}"
             tmp.mkdir(parents=True, exist_ok=True)
             for name, module in self.wrapped.items():
-                state = {k: v.contiguous() for k, v in acc.unwrap_model(module).state_dict().items()}
-                save_file(state, str(tmp / f"model-{name}.safetensors"))
+                # save_model writes tied (shared) weights once, e.g. an LM head tied to its input embedding
+                save_model(acc.unwrap_model(module), str(tmp / f"model-{name}.safetensors"), force_contiguous=True)
             for spec, opt, sched in zip(self.specs, self.optimizers, self.schedulers):
                 ckpt.save_optimizer(tmp / f"optimizer-{spec.name}", opt.optimizer if hasattr(opt, "optimizer") else opt)
                 ckpt.save_tensors_and_json(tmp / f"scheduler-{spec.name}", sched.state_dict())
@@ -269,7 +269,7 @@ class Trainer:
         acc.wait_for_everyone()
 
     def _load_checkpoint(self, folder: Path) -> None:
-        from safetensors.torch import load_file
+        from safetensors.torch import load_model
 
         acc = self.accelerator
         state = json.loads((folder / "trainer_state.json").read_text())
@@ -279,7 +279,7 @@ class Trainer:
                 f"(now {acc.num_processes})"
             )
         for name, module in self.wrapped.items():
-            acc.unwrap_model(module).load_state_dict(load_file(str(folder / f"model-{name}.safetensors")))
+            load_model(acc.unwrap_model(module), str(folder / f"model-{name}.safetensors"))
         for spec, opt, sched in zip(self.specs, self.optimizers, self.schedulers):
             ckpt.load_optimizer(folder / f"optimizer-{spec.name}", opt.optimizer if hasattr(opt, "optimizer") else opt)
             sched.load_state_dict(ckpt.load_tensors_and_json(folder / f"scheduler-{spec.name}"))
