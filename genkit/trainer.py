@@ -393,7 +393,7 @@ class Trainer:
                 self.epoch += 1
                 self.batch_in_epoch = 0
         bar.close()
-        elapsed = time.perf_counter() - t0
+        self.elapsed = elapsed = time.perf_counter() - t0  # the loop alone: no final save, samples or eval
         acc.print(f"trained {self.step} steps in {elapsed:.1f}s")
         if not self.last_checkpoint or self.last_checkpoint.name != f"checkpoint-{self.step}":
             self._save_checkpoint()
