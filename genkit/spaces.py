@@ -117,6 +117,11 @@ def build_space(model: str, out: str | Path, *, title: str | None = None, hub_id
     meta = read_metadata(folder)
     check_folder(folder)
     plugin = get_plugin(meta["plugin"])
+    if not SPACES_DIR.is_dir():
+        raise GenkitError(
+            f"the Space templates are not at {SPACES_DIR}: `genkit space build` needs genkit installed from its "
+            f"source checkout (pip install -e .)"
+        )
     template = SPACES_DIR / plugin.name
     if not (template / APP_FILE).is_file():
         known = ", ".join(sorted(p.name for p in SPACES_DIR.iterdir() if (p / APP_FILE).is_file()))

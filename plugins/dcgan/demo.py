@@ -131,7 +131,7 @@ def build_demo(pipeline: DCGANPipeline) -> gr.Blocks:
                 f"The discriminator's {score_name} for an uploaded image. Its average over the generator's "
                 f"own samples is **{own:.3f}**."
             )
-            image = gr.Image(label="Image", type="pil", image_mode=None)
+            image = gr.Image(label="Image", type="pil", image_mode=None, height=200)
             cls = class_input()
             button = gr.Button("Score", variant="primary")
             score = gr.Number(label="Realness")

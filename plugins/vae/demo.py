@@ -110,15 +110,19 @@ def build_demo(pipeline: VAEPipeline) -> gr.Blocks:
 
         with gr.Tab("Interpolate"):
             gr.Markdown("Walk the straight line between two latent codes: two seeds, or two uploaded images.")
-            steps = gr.Slider(2, MAX_STEPS, value=8, step=1, precision=0, label="Steps")
-            cls = class_input()
             with gr.Row():
-                seed_a, seed_b = seed_input("Seed A", 0), seed_input("Seed B", 1)
-            seeds_button = gr.Button("Interpolate seeds", variant="primary")
+                steps = gr.Slider(2, MAX_STEPS, value=8, step=1, precision=0, label="Steps")
+                cls = class_input()
             with gr.Row():
-                image_a = gr.Image(label="Image A", type="pil", image_mode=None)
-                image_b = gr.Image(label="Image B", type="pil", image_mode=None)
-            images_button = gr.Button("Interpolate images")
+                with gr.Column():
+                    with gr.Row():
+                        seed_a, seed_b = seed_input("Seed A", 0), seed_input("Seed B", 1)
+                    seeds_button = gr.Button("Interpolate seeds", variant="primary")
+                with gr.Column():
+                    with gr.Row():
+                        image_a = gr.Image(label="Image A", type="pil", image_mode=None, height=160)
+                        image_b = gr.Image(label="Image B", type="pil", image_mode=None, height=160)
+                    images_button = gr.Button("Interpolate images")
             strip = image_output("Interpolation")
             seeds_button.click(
                 interpolate_seeds,
@@ -141,7 +145,7 @@ def build_demo(pipeline: VAEPipeline) -> gr.Blocks:
                 "Output: the reconstructions of A, B, C, then the result."
             )
             with gr.Row():
-                arith = [gr.Image(label=f"Image {n}", type="pil", image_mode=None) for n in "ABC"]
+                arith = [gr.Image(label=f"Image {n}", type="pil", image_mode=None, height=200) for n in "ABC"]
             cls = class_input()
             button = gr.Button("Compute A - B + C", variant="primary")
             out = image_output("A, B, C and A - B + C")
@@ -152,7 +156,7 @@ def build_demo(pipeline: VAEPipeline) -> gr.Blocks:
                 "Encode an image to its posterior mean and decode it. Output: the input as the model "
                 "sees it, then the reconstruction."
             )
-            image = gr.Image(label="Image", type="pil", image_mode=None)
+            image = gr.Image(label="Image", type="pil", image_mode=None, height=200)
             cls = class_input()
             button = gr.Button("Reconstruct", variant="primary")
             out = image_output("Input and reconstruction")
@@ -164,7 +168,7 @@ def build_demo(pipeline: VAEPipeline) -> gr.Blocks:
                 f"like the training data ({dims} pixel values; divide by {dims * math.log(2):.1f} for bits/dim)."
                 + (f" The test split averaged **{reference:.1f}** nats." if reference is not None else "")
             )
-            image = gr.Image(label="Image", type="pil", image_mode=None)
+            image = gr.Image(label="Image", type="pil", image_mode=None, height=200)
             cls = class_input()
             button = gr.Button("Score", variant="primary")
             score = gr.Number(label="Negative ELBO (nats)")
