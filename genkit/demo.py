@@ -1,7 +1,7 @@
 """Gradio demo machinery shared by every plugin, and ``genkit demo MODEL``.
 
 A plugin's ``build_demo(pipeline)`` lays out its own ``gr.Blocks``; this module gives it what every demo needs:
-bounded inputs whose errors name the input, small images enlarged pixel-exactly, class pickers named from the
+seed inputs and errors that name a missing input, small images enlarged pixel-exactly, class pickers named from the
 model's data, and one queue that caps how many model calls run at once, whatever the number of users.
 """
 
@@ -47,8 +47,8 @@ __all__ = [
 
 # Every model call of a demo shares this concurrency group, so the limit holds across tabs and buttons.
 MODEL_QUEUE = "model"
-# Model calls running at once. Each already uses every core through torch's intra-op threads; more would only
-# multiply peak memory. Further requests wait in the queue.
+# Model calls running at once; further requests wait in the queue. Two keep a second visitor from waiting on a long
+# call; more would multiply peak memory, and the cores are shared among them anyway (see model_threads).
 CONCURRENCY_LIMIT = 2
 # Requests allowed to wait; past this, a user is told the queue is full instead of the server piling up work.
 QUEUE_SIZE = 64

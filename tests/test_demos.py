@@ -396,10 +396,17 @@ def test_genkit_demo_command_serves_the_model(tiny_vae):
     assert result == {"rc": 0}
 
 
-def test_genkit_demo_command_errors_are_one_line(tmp_path, capsys):
+def test_genkit_demo_command_errors_are_one_line(tiny_vae, tmp_path, capsys):
     from genkit.cli import main
 
     assert main(["demo", str(tmp_path)]) == 2
     assert "is not a genkit model" in capsys.readouterr().err
     assert main(["demo", str(tmp_path), "--port", "70000"]) == 2
     assert "--port must be from 1 to 65535" in capsys.readouterr().err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["demo", str(tiny_vae), "--port", str(port)]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("genkit: error:")]
+    assert len(errors) == 1 and f"cannot serve on 127.0.0.1:{port}" in errors[0]
