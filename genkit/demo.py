@@ -56,8 +56,12 @@ QUEUE_SIZE = 64
 DISPLAY_SIZE = 64
 # Class-picker value meaning "one row per class".
 ALL_CLASSES = -1
-# Enlarged pixels stay square blocks when the browser scales an image further.
-CSS = ".genkit-pixels img { image-rendering: pixelated; }"
+# Enlarged pixels stay square blocks when the browser scales an image further; generated text keeps the columns of
+# code-like corpora (the LSTM's default is Python source).
+CSS = (
+    ".genkit-pixels img { image-rendering: pixelated; }\n"
+    "#genkit-text textarea { font-family: ui-monospace, monospace; }"
+)
 
 
 # ---- inputs ------------------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import importlib
 import shutil
 import string
 import sys
-from importlib.metadata import Distribution, EntryPoint, entry_points, version
+from importlib.metadata import Distribution, EntryPoint, PackageNotFoundError, entry_points, version
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +58,7 @@ def space_requirements(dists: list[Distribution]) -> list[str]:
                 continue
             try:
                 installed = version(req.name)
-            except Exception:
+            except PackageNotFoundError:
                 raise GenkitError(f"{req.name} is required by {dist.metadata['Name']} but not installed") from None
             # A local build tag such as torch's "+cpu" names no file on PyPI: pin the public version.
             pins[key] = f"{req.name}=={Version(installed).public}"
@@ -93,12 +93,12 @@ def _bundle_code(plugin_name: str, out: Path) -> list[Distribution]:
     return [genkit_dist] if plugin_dist.metadata["Name"] == "genkit" else [genkit_dist, plugin_dist]
 
 
-def _model_license(folder: Path) -> str:
+def _model_license(folder: Path) -> str | None:
+    """The license in the model card's front matter (genkit writes apache-2.0); None leaves it out of the Space's."""
     from huggingface_hub import ModelCard
 
     card = folder / "README.md"
-    license_ = ModelCard.load(card).data.license if card.is_file() else None
-    return license_ or "apache-2.0"
+    return ModelCard.load(card).data.license if card.is_file() else None
 
 
 def build_space(model: str, out: str | Path, *, title: str | None = None, hub_id: str | None = None) -> Path:

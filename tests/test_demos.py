@@ -232,7 +232,7 @@ def test_ddpm_demo_shows_the_denoising_progression(ddpm):
     final = np.asarray(Image.open(final))
     assert final.shape[:2] == grid_size(4, tile)[::-1]
     # x_T, then every 2nd step of 10 (about FRAMES pictures), the last one being the samples themselves.
-    assert [f["caption"] for f in frames] == ["x_T: pure noise"] + [f"after {s} of 10 steps" for s in (2, 4, 6, 8, 10)]
+    assert [f["caption"] for f in frames] == ["x_T (noise)"] + [f"step {s}/10" for s in (2, 4, 6, 8, 10)]
     pictures = [np.asarray(Image.open(f["image"])) for f in frames]
     assert all(p.shape == final.shape for p in pictures)
     assert np.array_equal(pictures[-1], final) and not np.array_equal(pictures[0], final)

@@ -50,7 +50,7 @@ def build_demo(pipeline: GenkitDDPMPipeline | ClassConditionalDDPMPipeline) -> g
             **conditioning,
         )
         frames = [
-            (image_grid(images), "x_T: pure noise" if done == 0 else f"after {done} of {steps} steps")
+            (image_grid(images), "x_T (noise)" if done == 0 else f"step {done}/{steps}")
             for images, done in zip(out.intermediates, out.intermediate_steps, strict=True)
         ]
         return image_grid(out.images), frames
