@@ -107,11 +107,13 @@ def test_built_space_runs_in_a_fresh_venv_with_only_its_requirements(space, tmp_
     started = time.time()
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
-    subprocess.run(
+    pip = subprocess.run(
         [str(python), "-m", "pip", "install", "-q", "-r", "requirements.txt", f"gradio=={gradio.__version__}"],
         cwd=space,
-        check=True,
+        capture_output=True,
+        text=True,
     )
+    assert pip.returncode == 0, pip.stdout[-3000:] + pip.stderr[-3000:]
     installed = time.time()
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}

@@ -28,7 +28,7 @@ from genkit.demo import (
 __all__ = ["MAX_GRID", "MAX_IMAGES", "MAX_STEPS", "build_demo"]
 
 MAX_IMAGES = 64  # per request, or per class row when every class is shown
-MAX_GRID = 256  # images in one grid of every class: it stays readable and decodes in well under a second on CPU
+MAX_GRID = 256  # images in one grid of every class: beyond that a grid is too large to read on a screen
 MAX_STEPS = 16  # interpolation points: enough for a smooth strip
 ANOMALY_SAMPLES = 16  # posterior draws averaged per anomaly score: the score's spread shrinks as 1/sqrt(16)
 
