@@ -105,6 +105,8 @@ class Trainer:
         from accelerate.utils import ProjectConfiguration
 
         self.plugin, self.config, self.resume, self.init_from = plugin, config, resume, init_from
+        # Recorded in the model's config, and read by plugins whose data depends on the model (a tokenizer).
+        config["init_from"] = init_from
         self.output = Path(config["output"])
         self.specs: list[OptimizerSpec] = plugin.optimizers(config)
         handlers = []
@@ -385,7 +387,8 @@ class Trainer:
                 if config["checkpoint_every"] and self.step % int(config["checkpoint_every"]) == 0:
                     self._save_checkpoint()
                 if config["sample_every"] and self.step % int(config["sample_every"]) == 0:
-                    self._write_samples(self.output / "samples" / f"step-{self.step:06d}.png")
+                    suffix = ".png" if self.plugin.task == "image" else ".txt"
+                    self._write_samples(self.output / "samples" / f"step-{self.step:06d}{suffix}")
                 if self.step >= self.max_steps:
                     done = True
                     break
@@ -430,10 +433,10 @@ class Trainer:
             tracker.writer.add_image("samples", np.asarray(images.convert("RGB")), self.step, dataformats="HWC")
 
     def _tensorboard(self):
-        try:
-            return self.accelerator.get_tracker("tensorboard", unwrap=False)
-        except (ValueError, KeyError):
+        if self.config["log_with"] != "tensorboard":
             return None
+        tracker = self.accelerator.get_tracker("tensorboard", unwrap=False)
+        return tracker if hasattr(tracker, "writer") else None
 
     def _finish(self, elapsed: float) -> None:
         acc = self.accelerator
