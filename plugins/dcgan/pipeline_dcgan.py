@@ -1,0 +1,126 @@
+"""DCGANPipeline: sampling (by class), latent interpolation and arithmetic, and realness scores for a trained GAN."""
+
+from __future__ import annotations
+
+import numpy as np
+import PIL.Image
+import torch
+from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
+from genkit_dcgan.modeling_dcgan import DCGANDiscriminator, DCGANGenerator
+
+from genkit.pipeline import GenkitPipeline
+
+__all__ = ["DCGANPipeline"]
+
+
+class DCGANPipeline(GenkitPipeline):
+    """A generator and the discriminator it was trained against; saving both lets training continue the same game.
+
+    Images go in and out as PIL images or tensors in [-1, 1]; latents are (N, latent_dim) draws from N(0, I).
+    """
+
+    def __init__(self, generator: DCGANGenerator, discriminator: DCGANDiscriminator):
+        super().__init__()
+        self.register_modules(generator=generator, discriminator=discriminator)
+
+    # ---- conversions -----------------------------------------------------------------------------------------
+    @property
+    def num_classes(self) -> int:
+        return self.generator.config.num_classes
+
+    def _labels(self, labels, n: int) -> torch.Tensor | None:
+        k = self.num_classes
+        if not k:
+            if labels is not None:
+                raise ValueError("this GAN is unconditional; it takes no labels")
+            return None
+        if labels is None:
+            raise ValueError(f"this GAN is conditional: pass labels in 0..{k - 1}")
+        labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
+        if labels.numel() == 1:
+            labels = labels.expand(n)
+        if labels.numel() != n or labels.min() < 0 or labels.max() >= k:
+            raise ValueError(f"labels must be one or {n} integers in 0..{k - 1}, got {labels.tolist()}")
+        return labels.to(self.device)
+
+    def _latents(self, latents: torch.Tensor) -> torch.Tensor:
+        d = self.generator.config.latent_dim
+        z = torch.as_tensor(latents)
+        if z.shape[-1] != d:
+            raise ValueError(f"latents must have {d} values in their last dimension, got shape {tuple(z.shape)}")
+        return z.reshape(-1, d).to(self.device, self.generator.dtype)
+
+    def _to_tensor(self, images) -> torch.Tensor:
+        """PIL images (or a tensor in [-1, 1]) -> (N, C, S, S) in [-1, 1] on the pipeline's device."""
+        size, channels = self.generator.config.image_size, self.generator.config.out_channels
+        if isinstance(images, torch.Tensor):
+            x = images if images.dim() == 4 else images.unsqueeze(0)
+        else:
+            if isinstance(images, PIL.Image.Image):
+                images = [images]
+            mode = "L" if channels == 1 else "RGB"
+            arrays = [np.asarray(im.convert(mode).resize((size, size), PIL.Image.BILINEAR)) for im in images]
+            x = torch.from_numpy(np.stack(arrays)).float() / 127.5 - 1
+            x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
+        if tuple(x.shape[1:]) != (channels, size, size):
+            raise ValueError(f"images must have shape (N, {channels}, {size}, {size}), got {tuple(x.shape)}")
+        return x.to(self.device, self.discriminator.dtype)
+
+    def _output(self, x: torch.Tensor, output_type: str):
+        if output_type == "pt":
+            return x
+        if output_type == "pil":
+            arr = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().permute(0, 2, 3, 1).numpy()
+            return [PIL.Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a) for a in arr]
+        raise ValueError(f"output_type must be 'pil' or 'pt', got {output_type!r}")
+
+    # ---- generation ------------------------------------------------------------------------------------------
+    def make_latents(self, n: int, seed: int = 0) -> torch.Tensor:
+        """``n`` latent vectors from N(0, I), drawn on the CPU so a seed gives the same vectors on every device."""
+        return torch.randn(n, self.generator.config.latent_dim, generator=torch.Generator().manual_seed(seed))
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        batch_size: int = 1,
+        generator: torch.Generator | None = None,
+        labels=None,
+        latents: torch.Tensor | None = None,
+        output_type: str = "pil",
+        return_dict: bool = True,
+    ):
+        """Generate ``batch_size`` images from fresh N(0, I) latents (or the given ``latents``)."""
+        if latents is None:
+            latents = torch.randn(batch_size, self.generator.config.latent_dim, generator=generator)
+        z = self._latents(latents)
+        images = self._output(self.generator(z, self._labels(labels, z.shape[0])), output_type)
+        return ImagePipelineOutput(images=images) if return_dict else (images,)
+
+    def sample(self, n: int, seed: int = 0, labels=None, output_type: str = "pil"):
+        """``n`` samples; the same seed gives the same images. ``labels``: one class for all, or one per sample."""
+        return self(latents=self.make_latents(n, seed), labels=labels, output_type=output_type).images
+
+    def interpolate(self, z_a: torch.Tensor, z_b: torch.Tensor, steps: int = 8, labels=None, output_type: str = "pil"):
+        """Images at ``steps`` evenly spaced points on the line from z_a to z_b (Radford et al., Sec. 6.1)."""
+        if steps < 2:
+            raise ValueError(f"steps must be >= 2, got {steps}")
+        za, zb = self._latents(z_a)[:1], self._latents(z_b)[:1]
+        t = torch.linspace(0, 1, steps, device=self.device, dtype=za.dtype).unsqueeze(1)
+        return self(latents=za + t * (zb - za), labels=labels, output_type=output_type).images
+
+    def latent_arithmetic(
+        self, z_a: torch.Tensor, z_b: torch.Tensor, z_c: torch.Tensor, labels=None, output_type: str = "pil"
+    ):
+        """The image of mean(z_a) - mean(z_b) + mean(z_c). Each argument is one latent or several (k, latent_dim),
+        averaged first: Radford et al. (Sec. 6.3.2) average three exemplars per concept for stable results."""
+        za, zb, zc = (self._latents(z).mean(0, keepdim=True) for z in (z_a, z_b, z_c))
+        return self(latents=za - zb + zc, labels=labels, output_type=output_type).images
+
+    # ---- the discriminator's view ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def discriminate(self, images, labels=None) -> torch.Tensor:
+        """Realness score per image, higher = more real: P(real) in [0, 1] for a BCE-trained discriminator, the
+        critic value (unbounded; only differences are meaningful) for WGAN-GP."""
+        x = self._to_tensor(images)
+        score = self.discriminator(x, self._labels(labels, x.shape[0])).float()
+        return torch.sigmoid(score) if self.discriminator.config.loss == "bce" else score
