@@ -27,8 +27,11 @@ def run_genkit(steps: int) -> float:
 
     plugin = get_plugin("vae")
     with tempfile.TemporaryDirectory() as out:
-        config = resolve_config(plugin, "small", {"max_steps": steps, "output": out, "eval": False,
-                                                  "checkpoint_every": 0, "sample_every": 0})
+        config = resolve_config(
+            plugin,
+            "small",
+            {"max_steps": steps, "output": out, "eval": False, "checkpoint_every": 0, "sample_every": 0},
+        )
         trainer = Trainer(plugin, config)
         start = time.perf_counter()
         trainer.train()
@@ -42,18 +45,25 @@ def run_genkit(steps: int) -> float:
 def run_plain(steps: int) -> float:
     import torch
     from diffusers.optimization import get_scheduler
+    from genkit_vae.modeling_vae import VAEModel, kl_divergence
 
     from genkit.data import load_splits, prepare_images
     from genkit.registry import get_plugin
-    from genkit_vae.modeling_vae import VAEModel, kl_divergence
 
     plugin = get_plugin("vae")
     cfg = {**plugin.defaults, **plugin.presets["small"]}
     torch.manual_seed(0)
-    data = prepare_images(load_splits("digits", "image", image_size=cfg["image_size"]),
-                          {"image_size": cfg["image_size"], "channels": None, "dataset": "digits"})
-    model = VAEModel(in_channels=1, image_size=cfg["image_size"], latent_dim=cfg["latent_dim"],
-                     hidden_channels=tuple(cfg["hidden_channels"]), likelihood=cfg["likelihood"])
+    data = prepare_images(
+        load_splits("digits", "image", image_size=cfg["image_size"]),
+        {"image_size": cfg["image_size"], "channels": None, "dataset": "digits"},
+    )
+    model = VAEModel(
+        in_channels=1,
+        image_size=cfg["image_size"],
+        latent_dim=cfg["latent_dim"],
+        hidden_channels=tuple(cfg["hidden_channels"]),
+        likelihood=cfg["likelihood"],
+    )
     opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"])
     sched = get_scheduler(cfg["lr_scheduler"], opt, num_warmup_steps=cfg["warmup_steps"], num_training_steps=steps)
     loader = torch.utils.data.DataLoader(data.train, batch_size=cfg["batch_size"], shuffle=True, drop_last=True)
@@ -63,7 +73,9 @@ def run_plain(steps: int) -> float:
         for batch in loader:
             x = batch["pixel_values"]
             out = model(x)
-            loss = -model.log_likelihood(out.decoded, x).mean() + cfg["beta"] * kl_divergence(out.mean, out.logvar).mean()
+            loss = (
+                -model.log_likelihood(out.decoded, x).mean() + cfg["beta"] * kl_divergence(out.mean, out.logvar).mean()
+            )
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["max_grad_norm"])
             opt.step()
@@ -101,21 +113,30 @@ def main() -> None:
     results: dict[str, list[dict]] = {"genkit": [], "plain": []}
     for _ in range(args.repeats):
         for worker in ("plain", "genkit"):
-            out = subprocess.run([sys.executable, __file__, "--worker", worker, "--steps", str(args.steps)],
-                                 capture_output=True, text=True, env=env, check=True)
+            out = subprocess.run(
+                [sys.executable, __file__, "--worker", worker, "--steps", str(args.steps)],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=True,
+            )
             results[worker].append(json.loads(out.stdout.strip().splitlines()[-1]))
     med = {w: statistics.median(r["images_per_s"] for r in rs) for w, rs in results.items()}
     mem = {w: max(r["peak_rss_mib"] for r in rs) for w, rs in results.items()}
     load = os.getloadavg()[0]
     print(f"Machine: {os.cpu_count()} cores, {cpu_name()}; torch threads default; load average now {load:.1f}")
-    print(f"VAE `small` preset on digits (16 px, batch 64), {args.steps} steps, median of {args.repeats} interleaved runs\n")
+    print(
+        f"VAE `small` preset on digits (16 px, batch 64), {args.steps} steps, median of {args.repeats} interleaved runs\n"
+    )
     print("| loop | images/s (median) | runs | peak RSS (MiB) |")
     print("|---|---|---|---|")
     for w in ("plain", "genkit"):
         runs = ", ".join(f"{r['images_per_s']:.0f}" for r in results[w])
         print(f"| {w} | {med[w]:.0f} | {runs} | {mem[w]:.0f} |")
-    print(f"\nthroughput ratio genkit / plain = {med['genkit'] / med['plain']:.3f}; "
-          f"peak memory ratio = {mem['genkit'] / mem['plain']:.2f}")
+    print(
+        f"\nthroughput ratio genkit / plain = {med['genkit'] / med['plain']:.3f}; "
+        f"peak memory ratio = {mem['genkit'] / mem['plain']:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -84,11 +84,7 @@ def write_model_card(
     )
     data.genkit = {"plugin": plugin.name, "training_config": config}
     if metrics:
-        eval_section = (
-            _table(metrics)
-            + "\n\nMeasured by `genkit eval` with this protocol:\n\n"
-            + _table(protocol)
-        )
+        eval_section = _table(metrics) + "\n\nMeasured by `genkit eval` with this protocol:\n\n" + _table(protocol)
     else:
         eval_section = "Not evaluated yet: run `genkit eval` on this folder."
     card = ModelCard.from_template(

@@ -57,9 +57,13 @@ def save_tensors_and_json(path_stem: Path, obj: Any) -> None:
             tensors[key] = torch.from_numpy(np.ascontiguousarray(x))
             return {"__ndarray__": key}
         if isinstance(x, dict):
-            return {"__dict__": [[encode(k, f"{key}.k{i}"), encode(v, f"{key}.{i}")] for i, (k, v) in enumerate(x.items())]}
+            return {
+                "__dict__": [[encode(k, f"{key}.k{i}"), encode(v, f"{key}.{i}")] for i, (k, v) in enumerate(x.items())]
+            }
         if isinstance(x, (list, tuple)):
-            return {"__tuple__" if isinstance(x, tuple) else "__list__": [encode(v, f"{key}.{i}") for i, v in enumerate(x)]}
+            return {
+                "__tuple__" if isinstance(x, tuple) else "__list__": [encode(v, f"{key}.{i}") for i, v in enumerate(x)]
+            }
         if isinstance(x, float) and not np.isfinite(x):
             return {"__float__": repr(x)}
         if x is None or isinstance(x, (bool, int, float, str)):

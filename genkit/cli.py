@@ -153,7 +153,9 @@ def cmd_train(args, plugin) -> None:
     from genkit.checkpoint import list_checkpoints
     from genkit.trainer import Trainer, resolve_config
 
-    overrides = {k: v for k, v in vars(args).items() if k not in ("command", "plugin", "preset", "resume", "init_from")}
+    overrides = {
+        k: v for k, v in vars(args).items() if k not in ("command", "plugin", "preset", "resume", "init_from")
+    }
     overwrite = overrides.pop("overwrite")
     config = resolve_config(plugin, args.preset, overrides)
     if list_checkpoints(config["output"]) and not args.resume and not overwrite:
@@ -207,8 +209,9 @@ def cmd_eval(args, plugin, kwargs) -> None:
     in_cache = "huggingface" in folder.parts or "hub" in folder.parts
     if not args.no_card and not in_cache:
         (folder / "eval_results.json").write_text(json.dumps(evaluation, indent=2, default=str))
-        write_model_card(folder, plugin=plugin, dataset=str(config["dataset"]), config=meta.get("config", {}),
-                         evaluation=evaluation)
+        write_model_card(
+            folder, plugin=plugin, dataset=str(config["dataset"]), config=meta.get("config", {}), evaluation=evaluation
+        )
 
 
 def cmd_info(args) -> None:
@@ -233,8 +236,10 @@ def cmd_push(args) -> None:
     check_folder(args.model)
     plan = push_to_hub(args.model, args.repo_id, private=args.private, dry_run=args.dry_run)
     if args.dry_run:
-        print(f"dry run: would create {plan['repo_type']} repo {plan['repo_id']} (private={plan['private']}) "
-              f"and upload {len(plan['files'])} files:")
+        print(
+            f"dry run: would create {plan['repo_type']} repo {plan['repo_id']} (private={plan['private']}) "
+            f"and upload {len(plan['files'])} files:"
+        )
         for f in plan["files"]:
             print(f"  {f['path']}  ({f['bytes']} bytes)")
     else:

@@ -1,6 +1,14 @@
 """Errors that describe a user mistake. The CLI prints them as one line and exits with status 2."""
 
-__all__ = ["ConfigError", "DataError", "GenkitError", "PickleRefusedError", "PluginError", "TrainingError", "WeightsError"]
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "GenkitError",
+    "PickleRefusedError",
+    "PluginError",
+    "TrainingError",
+    "WeightsError",
+]
 
 
 class GenkitError(Exception):

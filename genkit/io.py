@@ -73,7 +73,9 @@ def _check_safetensors(file: Path) -> None:
         raise WeightsError(f"{file}: corrupt safetensors file ({exc})") from None
     end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
     if 8 + n + end != size:
-        raise WeightsError(f"{file}: truncated or corrupt safetensors file ({size} bytes, header expects {8 + n + end})")
+        raise WeightsError(
+            f"{file}: truncated or corrupt safetensors file ({size} bytes, header expects {8 + n + end})"
+        )
 
 
 def check_folder(folder: str | Path) -> None:
@@ -110,7 +112,13 @@ def validate_config(cls: type, config_file: str | Path) -> None:
         value, default = config[name], p.default
         if default is inspect.Parameter.empty or default is None or value is None:
             continue
-        expected = (int, float) if isinstance(default, float) else (list, tuple) if isinstance(default, tuple) else type(default)
+        expected = (
+            (int, float)
+            if isinstance(default, float)
+            else (list, tuple)
+            if isinstance(default, tuple)
+            else type(default)
+        )
         if isinstance(default, int) and not isinstance(default, bool):
             expected = int
         if not isinstance(value, expected) or (isinstance(value, bool) and not isinstance(default, bool)):

@@ -244,7 +244,9 @@ class Trainer:
                 # save_model writes tied (shared) weights once, e.g. an LM head tied to its input embedding
                 save_model(acc.unwrap_model(module), str(tmp / f"model-{name}.safetensors"), force_contiguous=True)
             for spec, opt, sched in zip(self.specs, self.optimizers, self.schedulers):
-                ckpt.save_optimizer(tmp / f"optimizer-{spec.name}", opt.optimizer if hasattr(opt, "optimizer") else opt)
+                ckpt.save_optimizer(
+                    tmp / f"optimizer-{spec.name}", opt.optimizer if hasattr(opt, "optimizer") else opt
+                )
                 ckpt.save_tensors_and_json(tmp / f"scheduler-{spec.name}", sched.state_dict())
             for name, ema in self.emas.items():
                 ckpt.save_tensors_and_json(tmp / f"ema-{name}", ema.state_dict())
@@ -330,7 +332,9 @@ class Trainer:
         if acc.is_main_process:
             self.output.mkdir(parents=True, exist_ok=True)
         if config["log_with"] not in (None, "none"):
-            acc.init_trackers("genkit", config={k: v for k, v in config.items() if isinstance(v, (int, float, str, bool))})
+            acc.init_trackers(
+                "genkit", config={k: v for k, v in config.items() if isinstance(v, (int, float, str, bool))}
+            )
         accum = int(config["grad_accum"])
         max_norm = float(config["max_grad_norm"] or 0)
         bar = tqdm(total=self.max_steps, initial=self.step, disable=not acc.is_local_main_process, desc="train")
@@ -452,11 +456,17 @@ class Trainer:
         info = self.data.info
         write_metadata(self.output, self.plugin.name, data=info.__dict__, config=self.config, train_seconds=elapsed)
         sample_file = "samples.png" if self.plugin.task == "image" else "samples.txt"
-        write_samples(self.plugin, pipeline, self.output / sample_file, n=int(self.config["num_sample_images"]), seed=0)
+        write_samples(
+            self.plugin, pipeline, self.output / sample_file, n=int(self.config["num_sample_images"]), seed=0
+        )
         evaluation = self.plugin.evaluate(pipeline, self.data, self.config) if self.config["eval"] else None
         if evaluation:
             (self.output / "eval_results.json").write_text(json.dumps(evaluation, indent=2, default=str))
             acc.print(json.dumps(evaluation["metrics"]))
         write_model_card(
-            self.output, plugin=self.plugin, dataset=str(self.config["dataset"]), config=self.config, evaluation=evaluation
+            self.output,
+            plugin=self.plugin,
+            dataset=str(self.config["dataset"]),
+            config=self.config,
+            evaluation=evaluation,
         )

@@ -86,9 +86,22 @@ def test_list_shows_plugins(capsys):
     assert code == 0 and stdout.startswith("") and "vae" in stdout and "digits" in stdout
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["train", "vae", "--help"], ["sample", "--help"],
-                                  ["eval", "--help"], ["info", "--help"], ["push", "--help"], ["demo", "--help"],
-                                  ["space", "build", "--help"], ["space", "push", "--help"], ["export", "--help"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["train", "--help"],
+        ["train", "vae", "--help"],
+        ["sample", "--help"],
+        ["eval", "--help"],
+        ["info", "--help"],
+        ["push", "--help"],
+        ["demo", "--help"],
+        ["space", "build", "--help"],
+        ["space", "push", "--help"],
+        ["export", "--help"],
+    ],
+)
 def test_help_everywhere(capsys, argv):
     code, stdout, _ = run(capsys, *argv)
     assert code == 0 and "usage: genkit" in stdout

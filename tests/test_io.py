@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from genkit_vae import VAEPipeline
 from safetensors.torch import load_file
 
 import genkit
 from genkit.errors import ConfigError, GenkitError, PickleRefusedError, WeightsError
 from genkit.io import push_to_hub
-from genkit_vae import VAEPipeline
 
 
 def copy_model(src: Path, dst: Path) -> Path:
@@ -136,8 +136,14 @@ class RecordingHfApi:
 def test_push_dry_run_lists_model_files_but_not_checkpoints(tiny_vae):
     plan = push_to_hub(tiny_vae, "someone/tiny-vae", dry_run=True)
     paths = {f["path"] for f in plan["files"]}
-    assert {"model_index.json", "genkit.json", "README.md", "samples.png", "vae/config.json",
-            "vae/diffusion_pytorch_model.safetensors"} <= paths
+    assert {
+        "model_index.json",
+        "genkit.json",
+        "README.md",
+        "samples.png",
+        "vae/config.json",
+        "vae/diffusion_pytorch_model.safetensors",
+    } <= paths
     assert not any(p.startswith("checkpoint-") for p in paths)
     assert plan["repo_type"] == "model" and plan["private"] is False
 

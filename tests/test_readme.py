@@ -23,8 +23,14 @@ def section(title: str) -> str:
 
 
 def genkit(*args: str, cwd: Path, env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "genkit", *args], cwd=cwd, env=env or os.environ.copy(),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "genkit", *args],
+        cwd=cwd,
+        env=env or os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +50,15 @@ def quick_start(tmp_path_factory):
 
 def test_quick_start_writes_model_samples_and_card(quick_start):
     out = quick_start / "outputs" / "vae-digits"
-    for name in ("model_index.json", "vae/config.json", "vae/diffusion_pytorch_model.safetensors", "samples.png",
-                 "README.md", "genkit.json", "eval_results.json"):
+    for name in (
+        "model_index.json",
+        "vae/config.json",
+        "vae/diffusion_pytorch_model.safetensors",
+        "samples.png",
+        "README.md",
+        "genkit.json",
+        "eval_results.json",
+    ):
         assert (out / name).exists(), name
     assert list((out / "logs").rglob("events.out.tfevents.*"))
     card = (out / "README.md").read_text()

@@ -49,15 +49,20 @@ def test_builtin_plugins_are_discovered_through_entry_points():
 
 
 def test_third_party_plugin_is_discovered(site):
-    make_distribution(site, "fake-plugin-ok", {"vae2": "fake_plugin_ok:plugin"},
-                      {"fake_plugin_ok.py": VALID.format(name="vae2")})
+    make_distribution(
+        site, "fake-plugin-ok", {"vae2": "fake_plugin_ok:plugin"}, {"fake_plugin_ok.py": VALID.format(name="vae2")}
+    )
     assert "vae2" in genkit.list_plugins()
     assert genkit.get_plugin("vae2").name == "vae2"
 
 
 def test_plugin_that_fails_to_import_is_reported_and_does_not_break_others(site):
-    make_distribution(site, "fake-plugin-broken", {"broken": "fake_plugin_broken:plugin"},
-                      {"fake_plugin_broken.py": "raise RuntimeError('boom at import')\n"})
+    make_distribution(
+        site,
+        "fake-plugin-broken",
+        {"broken": "fake_plugin_broken:plugin"},
+        {"fake_plugin_broken.py": "raise RuntimeError('boom at import')\n"},
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         names = genkit.list_plugins()
@@ -81,8 +86,9 @@ def test_plugin_missing_hooks_names_entry_point_distribution_and_hooks(site):
 
 
 def test_duplicate_names_warn_with_both_sources(site):
-    make_distribution(site, "fake-plugin-dup", {"vae": "fake_plugin_dup:plugin"},
-                      {"fake_plugin_dup.py": VALID.format(name="vae")})
+    make_distribution(
+        site, "fake-plugin-dup", {"vae": "fake_plugin_dup:plugin"}, {"fake_plugin_dup.py": VALID.format(name="vae")}
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         registry.refresh()

@@ -9,11 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 import torch
-from safetensors.torch import load_file
-
 from conftest import train_cli
+from safetensors.torch import load_file
 
 
 def weights(folder: Path) -> dict[str, torch.Tensor]:
@@ -25,14 +23,28 @@ def genkit_cmd(*args: str) -> list[str]:
 
 
 def test_resume_after_kill_equals_uninterrupted_run(tmp_path):
-    args = ["train", "vae", "--preset", "tiny", "--max-steps", "120", "--checkpoint-every", "15",
-            "--checkpoints-total-limit", "3", "--no-eval", "--log-with", "none"]
+    args = [
+        "train",
+        "vae",
+        "--preset",
+        "tiny",
+        "--max-steps",
+        "120",
+        "--checkpoint-every",
+        "15",
+        "--checkpoints-total-limit",
+        "3",
+        "--no-eval",
+        "--log-with",
+        "none",
+    ]
     full = tmp_path / "full"
     subprocess.run(genkit_cmd(*args, "--output", str(full)), check=True, capture_output=True)
 
     cut = tmp_path / "cut"
-    proc = subprocess.Popen(genkit_cmd(*args, "--output", str(cut)), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        genkit_cmd(*args, "--output", str(cut)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 120
     while not list(cut.glob("checkpoint-*/trainer_state.json")) and time.time() < deadline:
         time.sleep(0.05)
@@ -42,8 +54,9 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path):
     steps = sorted(int(p.parent.name.split("-")[1]) for p in cut.glob("checkpoint-*/trainer_state.json"))
     assert steps and steps[-1] < 120
 
-    result = subprocess.run(genkit_cmd(*args, "--output", str(cut), "--resume", "latest"), capture_output=True,
-                            text=True)
+    result = subprocess.run(
+        genkit_cmd(*args, "--output", str(cut), "--resume", "latest"), capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
     assert f"resumed from {cut / f'checkpoint-{steps[-1]}'}" in result.stdout + result.stderr
     a, b = weights(full), weights(cut)
@@ -62,8 +75,19 @@ def test_existing_run_is_not_overwritten_without_resume(tiny_vae, capsys):
 
 
 def test_nan_loss_stops_with_step_and_checkpoint(tmp_path, capsys):
-    code = train_cli("vae", "--preset", "tiny", "--output", str(tmp_path / "nan"), "--lr", "1e9",
-                     "--max-grad-norm", "0", "--log-with", "none")
+    code = train_cli(
+        "vae",
+        "--preset",
+        "tiny",
+        "--output",
+        str(tmp_path / "nan"),
+        "--lr",
+        "1e9",
+        "--max-grad-norm",
+        "0",
+        "--log-with",
+        "none",
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert "loss became" in err and "at step" in err and "last good checkpoint" in err
@@ -72,8 +96,27 @@ def test_nan_loss_stops_with_step_and_checkpoint(tmp_path, capsys):
 
 def test_gradient_accumulation_and_warmup_run(tmp_path):
     out = tmp_path / "acc"
-    assert train_cli("vae", "--preset", "tiny", "--output", str(out), "--grad-accum", "2", "--warmup-steps", "5",
-                     "--lr-scheduler", "linear", "--max-steps", "6", "--checkpoint-every", "3", "--no-eval") == 0
+    assert (
+        train_cli(
+            "vae",
+            "--preset",
+            "tiny",
+            "--output",
+            str(out),
+            "--grad-accum",
+            "2",
+            "--warmup-steps",
+            "5",
+            "--lr-scheduler",
+            "linear",
+            "--max-steps",
+            "6",
+            "--checkpoint-every",
+            "3",
+            "--no-eval",
+        )
+        == 0
+    )
     state = json.loads((out / "checkpoint-6" / "trainer_state.json").read_text())
     assert state["step"] == 6 and state["batch_in_epoch"] == 12  # two micro-batches per update
     scheduler = json.loads((out / "checkpoint-3" / "scheduler-model.json").read_text())
@@ -89,11 +132,34 @@ def free_port() -> int:
 def test_two_process_training_on_cpu(tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           "--main_process_port", str(free_port()),
-           "-m", "genkit", "train", "vae", "--preset", "tiny", "--output", str(out), "--max-steps", "10",
-           "--checkpoint-every", "5"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(free_port()),
+        "-m",
+        "genkit",
+        "train",
+        "vae",
+        "--preset",
+        "tiny",
+        "--output",
+        str(out),
+        "--max-steps",
+        "10",
+        "--checkpoint-every",
+        "5",
+    ]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     state = json.loads((out / "checkpoint-10" / "trainer_state.json").read_text())

@@ -4,13 +4,13 @@ import math
 
 import pytest
 import torch
-
-import genkit
 from conftest import train_cli
-from genkit.errors import ConfigError
-from genkit.plugin import DataInfo, StepContext
 from genkit_vae import VAEModel, VAEPipeline
 from genkit_vae.modeling_vae import kl_divergence
+
+import genkit
+from genkit.errors import ConfigError
+from genkit.plugin import DataInfo, StepContext
 
 
 def tiny_model(**kwargs) -> VAEModel:
@@ -49,7 +49,9 @@ def test_kl_matches_closed_form_and_beta_weights_it():
     losses = []
     for beta in (1.0, 3.0):
         torch.manual_seed(0)
-        losses.append(plugin.training_step({"model": model}, batch, StepContext("model", 0, step_config(beta=beta), {})))
+        losses.append(
+            plugin.training_step({"model": model}, batch, StepContext("model", 0, step_config(beta=beta), {}))
+        )
     expected = (losses[0]["reconstruction"] + 3 * losses[0]["kl"]).item()
     assert losses[1]["loss"].item() == pytest.approx(expected, rel=1e-5)
 
@@ -98,8 +100,21 @@ def test_pipeline_methods(tiny_vae):
 
 def test_anomaly_score_ranks_noise_above_digits_and_iwae_bound_is_tighter(tmp_path):
     out = tmp_path / "run"
-    assert train_cli("vae", "--preset", "tiny", "--output", str(out), "--max-steps", "150", "--no-eval",
-                     "--checkpoint-every", "150") == 0
+    assert (
+        train_cli(
+            "vae",
+            "--preset",
+            "tiny",
+            "--output",
+            str(out),
+            "--max-steps",
+            "150",
+            "--no-eval",
+            "--checkpoint-every",
+            "150",
+        )
+        == 0
+    )
     pipe = genkit.load(out)
     real = next(iter(torch.utils.data.DataLoader(_digits_test(), batch_size=32)))["pixel_values"]
     noise = torch.rand_like(real) * 2 - 1

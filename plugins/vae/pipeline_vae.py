@@ -8,9 +8,9 @@ import numpy as np
 import PIL.Image
 import torch
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
+from genkit_vae.modeling_vae import VAEModel, kl_divergence
 
 from genkit.pipeline import GenkitPipeline
-from genkit_vae.modeling_vae import VAEModel, kl_divergence
 
 __all__ = ["VAEPipeline"]
 
@@ -36,7 +36,9 @@ class VAEPipeline(GenkitPipeline):
             x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
         expected = (self.vae.config.in_channels, self.vae.config.image_size, self.vae.config.image_size)
         if tuple(x.shape[1:]) != expected:
-            raise ValueError(f"images must have shape (N, {expected[0]}, {expected[1]}, {expected[2]}), got {tuple(x.shape)}")
+            raise ValueError(
+                f"images must have shape (N, {expected[0]}, {expected[1]}, {expected[2]}), got {tuple(x.shape)}"
+            )
         return x.to(self.device, self.vae.dtype)
 
     def _labels(self, labels, n: int) -> torch.Tensor | None:
@@ -68,8 +70,14 @@ class VAEPipeline(GenkitPipeline):
 
     # ---- generation ------------------------------------------------------------------------------------------
     @torch.no_grad()
-    def __call__(self, batch_size: int = 1, generator: torch.Generator | None = None, labels=None,
-                 output_type: str = "pil", return_dict: bool = True):
+    def __call__(
+        self,
+        batch_size: int = 1,
+        generator: torch.Generator | None = None,
+        labels=None,
+        output_type: str = "pil",
+        return_dict: bool = True,
+    ):
         """Decode ``batch_size`` draws from the prior N(0, I)."""
         z = torch.randn(batch_size, self.vae.config.latent_dim, generator=generator, device="cpu").to(self.device)
         images = self._output(self.vae.to_images(self.vae.decode(z, self._labels(labels, batch_size))), output_type)

@@ -6,11 +6,11 @@ import math
 from typing import Any
 
 import torch
+from genkit_vae.modeling_vae import VAEModel, kl_divergence
+from genkit_vae.pipeline_vae import VAEPipeline
 
 from genkit.errors import ConfigError
 from genkit.plugin import DataInfo, Plugin, PreparedData, StepContext
-from genkit_vae.modeling_vae import VAEModel, kl_divergence
-from genkit_vae.pipeline_vae import VAEPipeline
 
 __all__ = ["VAEPlugin"]
 
@@ -37,19 +37,39 @@ class VAEPlugin(Plugin):
         "eval_importance_samples": 100,  # k for the importance-sampled NLL (Burda et al. 2016 use 5000)
     }
     presets = {
-        "tiny": {"image_size": 8, "latent_dim": 4, "hidden_channels": [8, 16], "batch_size": 32, "max_steps": 20,
-                 "checkpoint_every": 10, "sample_every": 0, "num_sample_images": 16, "eval_importance_samples": 4,
-                 "warmup_steps": 0},
+        "tiny": {
+            "image_size": 8,
+            "latent_dim": 4,
+            "hidden_channels": [8, 16],
+            "batch_size": 32,
+            "max_steps": 20,
+            "checkpoint_every": 10,
+            "sample_every": 0,
+            "num_sample_images": 16,
+            "eval_importance_samples": 4,
+            "warmup_steps": 0,
+        },
         "small": {"max_steps": 3000, "checkpoint_every": 1000, "sample_every": 1000},
-        "base": {"image_size": 32, "latent_dim": 64, "hidden_channels": [64, 128, 256], "batch_size": 128,
-                 "max_steps": 20000, "checkpoint_every": 2000, "sample_every": 2000},
+        "base": {
+            "image_size": 32,
+            "latent_dim": 64,
+            "hidden_channels": [64, 128, 256],
+            "batch_size": 128,
+            "max_steps": 20000,
+            "checkpoint_every": 2000,
+            "sample_every": 2000,
+        },
     }
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--latent-dim", type=int, default=None)
         parser.add_argument("--hidden-channels", type=int, nargs="+", default=None)
-        parser.add_argument("--likelihood", choices=("bernoulli", "gaussian"), default=None,
-                            help="reconstruction term: Bernoulli (BCE) or Gaussian with learned scale")
+        parser.add_argument(
+            "--likelihood",
+            choices=("bernoulli", "gaussian"),
+            default=None,
+            help="reconstruction term: Bernoulli (BCE) or Gaussian with learned scale",
+        )
         parser.add_argument("--beta", type=float, default=None, help="weight of the KL term (beta-VAE when > 1)")
         parser.add_argument("--conditional", action="store_true", default=None, help="class-conditional VAE")
         parser.add_argument("--denoise-std", type=float, default=None, help="denoising VAE: input noise std")
