@@ -1,7 +1,9 @@
 """Tests run offline: the Hub is unreachable here, so HF libraries must read only a temporary cache."""
 
 import os
+import shutil
 import tempfile
+from pathlib import Path
 
 # Set before any Hugging Face library is imported by a test module.
 _HF_HOME = tempfile.mkdtemp(prefix="genkit-test-hf-")
@@ -14,6 +16,19 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
 import pytest  # noqa: E402
+
+
+def populate_hub_cache(model: Path, repo_id: str, sha: str = "0123456789abcdef0123456789abcdef01234567") -> Path:
+    """Lay out a model in the offline HF cache exactly as a download would: refs/main -> snapshots/<sha>/.
+
+    The cache is shared by the whole test session, so every test must use its own repo id.
+    """
+    repo = Path(os.environ["HF_HOME"]) / "hub" / f"models--{repo_id.replace('/', '--')}"
+    assert not repo.exists(), f"{repo_id} is already in the test cache: give this test its own repo id"
+    shutil.copytree(model, repo / "snapshots" / sha, ignore=shutil.ignore_patterns("checkpoint-*", "logs"))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(sha)
+    return repo / "snapshots" / sha
 
 
 def train_cli(*args: str) -> int:

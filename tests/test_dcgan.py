@@ -4,12 +4,10 @@ pipeline, evaluation and clear errors, on tiny real models trained by the real C
 import json
 import logging
 import os
-import shutil
-from pathlib import Path
 
 import pytest
 import torch
-from conftest import train_cli
+from conftest import populate_hub_cache, train_cli
 from genkit_dcgan import DCGANDiscriminator, DCGANGenerator, DCGANPipeline, DCGANPlugin
 from genkit_dcgan.modeling_dcgan import gradient_penalty
 from genkit_dcgan.plugin import batch_diversity, collapse_warnings
@@ -266,11 +264,7 @@ def test_save_load_round_trip_is_bit_exact_for_both_networks(tiny_dcgan, tmp_pat
 
 def test_load_by_hub_repo_id_from_offline_cache(tiny_dcgan):
     assert os.environ["HF_HUB_OFFLINE"] == "1"
-    hub = Path(os.environ["HF_HOME"]) / "hub" / "models--someone--tiny-dcgan"
-    sha = "89abcdef0123456789abcdef0123456789abcdef"
-    shutil.copytree(tiny_dcgan, hub / "snapshots" / sha, ignore=shutil.ignore_patterns("checkpoint-*", "logs"))
-    (hub / "refs").mkdir()
-    (hub / "refs" / "main").write_text(sha)
+    populate_hub_cache(tiny_dcgan, "someone/tiny-dcgan")
     reference = genkit.load(tiny_dcgan).sample(4, seed=1, output_type="pt")
     assert torch.equal(genkit.load("someone/tiny-dcgan").sample(4, seed=1, output_type="pt"), reference)
     assert torch.equal(

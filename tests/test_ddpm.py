@@ -246,7 +246,7 @@ def test_eval_records_sampler_and_steps(tiny, tmp_path):
 
 def test_guidance_on_an_unconditional_model_is_an_error(tiny):
     pipe = genkit.load(tiny)
-    with pytest.raises(ValueError, match="guidance_scale apply only to class-conditional models"):
+    with pytest.raises(ValueError, match="guidance_scale applies only to class-conditional models"):
         pipe(1, guidance_scale=2.0, num_inference_steps=2)
 
 
@@ -272,8 +272,8 @@ def test_pickle_weights_are_refused(tiny, tmp_path):
         (["train", "ddpm", "--preset", "tiny", "--norm-num-groups", "3"], "--norm-num-groups 3 must divide"),
         (["train", "ddpm", "--preset", "tiny", "--attention-levels", "2"], "--attention-levels [2] must be in 0..1"),
         (["sample", "{tiny}", "--scheduler", "nope"], "unknown scheduler 'nope'; schedulers compatible"),
-        (["sample", "{tiny}", "--guidance-scale", "3"], "guidance_scale apply only to class-conditional models"),
-        (["sample", "{tiny}", "--label", "3"], "class_labels apply only to class-conditional models"),
+        (["sample", "{tiny}", "--guidance-scale", "3"], "guidance_scale applies only to class-conditional models"),
+        (["sample", "{tiny}", "--label", "3"], "class_labels applies only to class-conditional models"),
         (["sample", "{tiny}", "--scheduler", "ddpm", "--eta", "0.5"], "eta applies to DDIM-type samplers"),
         (["sample", "{conditional}", "--label", "eleven"], "unknown class 'eleven'; classes: 0, 1, 2"),
     ],

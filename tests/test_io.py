@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import populate_hub_cache
 from genkit_vae import VAEPipeline
 from safetensors.torch import load_file
 
@@ -33,16 +34,6 @@ def test_save_load_round_trip_is_bit_exact(tiny_vae, tmp_path):
     assert not torch.equal(a, pipe.sample(8, seed=4, output_type="pt"))
     files = {p.suffix for p in (tiny_vae / "vae").iterdir()}
     assert files == {".json", ".safetensors"}
-
-
-def populate_hub_cache(model: Path, repo_id: str) -> Path:
-    """Lay out a model in the Hugging Face cache exactly as a download would: refs/main -> snapshots/<sha>/."""
-    hub = Path(os.environ["HF_HOME"]) / "hub" / f"models--{repo_id.replace('/', '--')}"
-    sha = "0123456789abcdef0123456789abcdef01234567"
-    copy_model(model, hub / "snapshots" / sha)
-    (hub / "refs").mkdir(parents=True, exist_ok=True)
-    (hub / "refs" / "main").write_text(sha)
-    return hub / "snapshots" / sha
 
 
 def test_load_by_hub_repo_id_from_offline_cache(tiny_vae):

@@ -108,6 +108,6 @@ def test_third_party_plugin_example(tmp_path):
     trained = genkit("train", "mmd", "--preset", "tiny", "--output", str(out), cwd=tmp_path, env=env)
     assert trained.returncode == 0, trained.stderr[-3000:]
     assert (out / "generator" / "diffusion_pytorch_model.safetensors").exists() and (out / "samples.png").exists()
-    check = "import genkit; p = genkit.load(r'%s'); print(type(p).__name__, tuple(p(2).shape))" % out
+    check = f"import genkit; p = genkit.load(r'{out}'); print(type(p).__name__, tuple(p(2).shape))"
     loaded = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True)
     assert loaded.stdout.split() == ["MMDPipeline", "(2,", "1,", "8,", "8)"], loaded.stderr[-2000:]

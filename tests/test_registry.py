@@ -74,7 +74,10 @@ def test_plugin_that_fails_to_import_is_reported_and_does_not_break_others(site)
 
 
 def test_plugin_missing_hooks_names_entry_point_distribution_and_hooks(site):
-    source = "class Half:\n    name = 'half'\n    task = 'image'\n    def build(self, config, info):\n        return {}\n\nplugin = Half()\n"
+    source = (
+        "class Half:\n    name = 'half'\n    task = 'image'\n"
+        "    def build(self, config, info):\n        return {}\n\nplugin = Half()\n"
+    )
     make_distribution(site, "fake-plugin-half", {"half": "fake_plugin_half:plugin"}, {"fake_plugin_half.py": source})
     with pytest.warns(UserWarning):
         with pytest.raises(PluginError) as err:

@@ -3,7 +3,6 @@
 import json
 import os
 import runpy
-import shutil
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import gradio
 import pytest
+from conftest import populate_hub_cache
 from gradio_client import Client
 from huggingface_hub import SpaceCard
 from PIL import Image
@@ -140,16 +140,12 @@ def test_built_space_runs_in_a_fresh_venv_with_only_its_requirements(space, tmp_
 
 
 def test_space_with_hub_id_loads_the_model_from_the_hub_cache(tiny_vae, tmp_path):
-    out = build_space(str(tiny_vae), tmp_path / "hub-space", hub_id="someone/tiny-vae")
+    out = build_space(str(tiny_vae), tmp_path / "hub-space", hub_id="someone/tiny-vae-for-space")
     assert not (out / "model").exists()
-    assert SpaceCard.load(out / "README.md").data.models == ["someone/tiny-vae"]
-    assert "MODEL = 'someone/tiny-vae'" in (out / "app.py").read_text()
+    assert SpaceCard.load(out / "README.md").data.models == ["someone/tiny-vae-for-space"]
+    assert "MODEL = 'someone/tiny-vae-for-space'" in (out / "app.py").read_text()
     # The Hub is unreachable here: put the model into the offline cache as a download would, then run app.py.
-    repo = Path(os.environ["HF_HOME"]) / "hub" / "models--someone--tiny-vae"
-    sha = "0123456789abcdef0123456789abcdef01234567"
-    shutil.copytree(tiny_vae, repo / "snapshots" / sha, ignore=shutil.ignore_patterns("checkpoint-*", "logs"))
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(sha)
+    populate_hub_cache(tiny_vae, "someone/tiny-vae-for-space")
     demo = runpy.run_path(str(out / "app.py"))["demo"]
     with served(demo) as client:
         assert Image.open(client.predict(1, 4, api_name="/sample")).size == grid_size(4, tile_size(8))
