@@ -85,7 +85,6 @@ class DenoisingLoopMixin:
 
     unet: UNet2DModel
     scheduler: SchedulerMixin
-    _callback_tensor_inputs = ["latents"]  # diffusers' name for the tensor being denoised (here x_t in pixel space)
 
     def predict(self, sample: torch.Tensor, timestep, class_labels=None, guidance_scale: float | None = None):
         """The UNet's prediction (noise, or v for v-prediction) for ``sample`` at ``timestep``."""
@@ -115,8 +114,8 @@ class DenoisingLoopMixin:
         ]
         if given:
             raise ValueError(
-                f"{' and '.join(given)} apply only to class-conditional models; this DDPM is unconditional "
-                "(train one with `genkit train ddpm --conditional`)"
+                f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} only to class-conditional models; "
+                "this DDPM is unconditional (train one with `genkit train ddpm --conditional`)"
             )
 
     def _labels(self, class_labels, batch_size: int) -> torch.Tensor | None:
@@ -150,11 +149,14 @@ class DenoisingLoopMixin:
                 eps = eps_uncond + w * (eps_cond - eps_uncond); 1 is the plain conditional model, 0 the unconditional.
             return_intermediates: k > 0 returns x_T, every k-th x_t and the final x_0 in ``intermediates``.
             callback_on_step_end: ``fn(pipeline, step_index, timestep, {"latents": x_t}) -> dict``, called after
-                every denoising step (diffusers' convention); a ``"latents"`` entry in the returned dict replaces x_t.
+                every denoising step (diffusers' convention, "latents" being x_t in pixel space here); a ``"latents"``
+                entry in the returned dict replaces x_t.
         """
         sampler = self.check_inputs(scheduler, eta, class_labels, guidance_scale, batch_size)
         if return_intermediates < 0:
             raise ValueError(f"return_intermediates must be >= 0, got {return_intermediates}")
+        if output_type not in ("pil", "np", "pt"):
+            raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}")
         labels = self._labels(class_labels, batch_size)
         if num_inference_steps is None:
             num_inference_steps = sampler.config.num_train_timesteps if isinstance(sampler, DDPMScheduler) else 50
@@ -198,8 +200,6 @@ class DenoisingLoopMixin:
         return DDPMSamplingOutput(images=images, intermediates=inter, intermediate_steps=intermediate_steps or None)
 
     def _postprocess(self, x: torch.Tensor, output_type: str):
-        if output_type not in ("pil", "np", "pt"):
-            raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}")
         image = (x / 2 + 0.5).clamp(0, 1)
         if output_type == "pt":
             return image

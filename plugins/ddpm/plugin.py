@@ -91,7 +91,7 @@ class DDPMPlugin(Plugin):
             "eval_samples": 64,
             "eval_steps": 10,
         },
-        "small": {"max_steps": 3000, "checkpoint_every": 1000, "sample_every": 1000},
+        "small": {"max_steps": 2000, "checkpoint_every": 500, "sample_every": 500},
         "base": {
             "image_size": 32,
             "block_out_channels": [128, 256, 256, 256],
