@@ -12,7 +12,12 @@ lint:
 format:
 	ruff format . && ruff check --fix .
 
+# Every benchmark in docs/benchmarks.md; about an hour on a 2-core CPU. Run it on an otherwise idle machine.
 bench:
-	python bench/bench_vae.py
-	python bench/bench_ddpm.py
-	python bench/bench_lstm.py
+	python bench/bench_vae.py --repeats 5
+	python bench/dcgan_small.py
+	genkit train ddpm --output outputs/bench-ddpm --overwrite
+	python bench/bench_ddpm.py sampling outputs/bench-ddpm
+	python bench/bench_ddpm.py throughput --repeats 3
+	python bench/bench_lstm.py quality
+	python bench/bench_lstm.py speed

@@ -11,11 +11,12 @@ worth of steps, and afterwards evaluates the checkpoints closest to each budget 
 (data preparation, model building and the evaluation are outside; checkpoint saving is inside).
 
 ``speed`` times ``model.generate()`` (sampling, temperature 1, no top-k) for 100 and 1,000 new tokens after a
-one-token prompt, and the same sampling written as a plain PyTorch loop over the same modules; ``--recompute`` also
-times ``generate(use_cache=False)``, which re-runs the whole prefix for every token. Without MODEL_DIR it uses a
+one-token prompt, and the same sampling written as a plain PyTorch loop calling the same model's forward (so the
+ratio is generate()'s own overhead); ``--recompute`` also times ``generate(use_cache=False)``, which re-runs the
+whole prefix for every token. Without MODEL_DIR it uses a
 randomly initialized model of the ``small`` preset (speed does not depend on the weights).
 
-Both print JSON and Markdown rows for docs/benchmarks/lstm.md.
+Both print JSON and Markdown rows for docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -180,6 +181,8 @@ def speed(args) -> dict:
         row["generate_tokens_per_s"] = n / _best(args.repeats, lambda n=n: _generate(model, prompt, n, True))
         row["plain_loop_tokens_per_s"] = n / _best(args.repeats, lambda n=n: _plain_loop(model, prompt, n))
         row["overhead_generate_vs_loop"] = row["plain_loop_tokens_per_s"] / row["generate_tokens_per_s"]
+        first, last = _step_times(model, prompt, n)
+        row["ms_per_token_first_100"], row["ms_per_token_last_100"] = first * 1e3, last * 1e3
         if args.recompute:
             row["recompute_tokens_per_s"] = n / _best(1, lambda n=n: _generate(model, prompt, n, False))
         rows.append(row)
@@ -206,16 +209,41 @@ def _generate(model, prompt, n: int, use_cache: bool):
 
 
 @torch.no_grad()
+def _step_times(model, prompt, n: int) -> tuple[float, float]:
+    """Median seconds between consecutive generate() steps over the first and the last 100 of ``n`` new tokens."""
+    from transformers import LogitsProcessor, LogitsProcessorList
+
+    class Clock(LogitsProcessor):
+        def __init__(self):
+            self.times = []
+
+        def __call__(self, input_ids, scores):
+            self.times.append(time.perf_counter())
+            return scores
+
+    clock = Clock()
+    model.generate(
+        prompt,
+        max_new_tokens=n,
+        min_new_tokens=n,
+        do_sample=True,
+        top_k=0,
+        logits_processor=LogitsProcessorList([clock]),
+    )
+    gaps = [b - a for a, b in zip(clock.times, clock.times[1:], strict=False)]
+    return statistics.median(gaps[:100]), statistics.median(gaps[-100:])
+
+
+@torch.no_grad()
 def _plain_loop(model, prompt, n: int):
-    """The same sampling with no transformers machinery: embedding -> RNN step -> head -> multinomial."""
+    """The same sampling with none of generate()'s machinery: forward one token, softmax, multinomial, repeat."""
     torch.manual_seed(0)
-    output, state = model.rnn(model.embeddings(prompt))
+    out = model(input_ids=prompt)
     tokens = []
     for _ in range(n):
-        probs = torch.softmax(model.lm_head(output[:, -1]).float(), dim=-1)
-        token = torch.multinomial(probs, 1)
+        token = torch.multinomial(torch.softmax(out.logits[:, -1].float(), dim=-1), 1)
         tokens.append(token)
-        output, state = model.rnn(model.embeddings(token), state)
+        out = model(input_ids=token, state=out.state)
     assert len(tokens) == n
 
 
@@ -233,13 +261,15 @@ def markdown(kind: str, report: dict) -> str:
             )
     else:
         lines = [
-            "| new tokens | generate() tok/s | plain loop tok/s | loop / generate | no-state generate tok/s |",
-            "|---|---|---|---|---|",
+            "| new tokens | generate() tok/s | ms/token, first 100 | ms/token, last 100 | plain loop tok/s "
+            "| loop / generate | generate(use_cache=False) tok/s |",
+            "|---|---|---|---|---|---|---|",
         ]
         for r in report["results"]:
             recompute = f"{r['recompute_tokens_per_s']:.0f}" if "recompute_tokens_per_s" in r else "-"
             lines.append(
-                f"| {r['new_tokens']:,} | {r['generate_tokens_per_s']:.0f} | {r['plain_loop_tokens_per_s']:.0f} | "
+                f"| {r['new_tokens']:,} | {r['generate_tokens_per_s']:.0f} | {r['ms_per_token_first_100']:.2f} | "
+                f"{r['ms_per_token_last_100']:.2f} | {r['plain_loop_tokens_per_s']:.0f} | "
                 f"{r['overhead_generate_vs_loop']:.2f} | {recompute} |"
             )
     return "\n".join(lines)

@@ -126,7 +126,8 @@ def main() -> None:
     load = os.getloadavg()[0]
     print(f"Machine: {os.cpu_count()} cores, {cpu_name()}; torch threads default; load average now {load:.1f}")
     print(
-        f"VAE `small` preset on digits (16 px, batch 64), {args.steps} steps, median of {args.repeats} interleaved runs\n"
+        f"VAE `small` preset on digits (16 px, batch 64), {args.steps} steps, "
+        f"median of {args.repeats} interleaved runs\n"
     )
     print("| loop | images/s (median) | runs | peak RSS (MiB) |")
     print("|---|---|---|---|")

@@ -4,7 +4,7 @@
     python bench/dcgan_small.py                      # bce, wgan-gp and conditional on digits
     python bench/dcgan_small.py --variants bce --dataset shapes --out /tmp/dcgan-bench
 
-Results for this machine are recorded in docs/benchmarks/dcgan.md. On a CPU shared with other jobs, run it with
+Results for this machine are recorded in docs/benchmarks.md. On a CPU shared with other jobs, run it with
 OMP_NUM_THREADS=1: two OpenMP threads that must wait for each other on an oversubscribed CPU are many times slower.
 """
 

@@ -16,7 +16,7 @@ _TEMPLATE = """---
 
 # {{ title }}
 
-A {{ family }} trained with [genkit](https://github.com/genkit-dev/genkit) on `{{ dataset }}`.
+A `{{ family }}` model trained with [genkit](https://github.com/genkit-dev/genkit) on `{{ dataset }}`.
 
 ## Use
 
@@ -50,7 +50,7 @@ def write_model_card(
     dataset: str,
     config: dict[str, Any],
     evaluation: dict[str, Any] | None = None,
-    usage: str = "",
+    usage: str | None = None,
     repo_or_path: str | None = None,
 ) -> ModelCard:
     """Write ``folder/README.md``; ``evaluation`` is a plugin's ``{"metrics": ..., "protocol": ...}``."""
@@ -91,10 +91,10 @@ def write_model_card(
         data,
         template_str=_TEMPLATE,
         title=f"genkit {plugin.name} on {Path(dataset).name}",
-        family=plugin.name.upper(),
+        family=plugin.name,
         dataset=dataset,
         repo_or_path=repo_or_path or str(folder),
-        usage=usage,
+        usage=plugin.card_usage if usage is None else usage,
         training_table=_table(config),
         eval_section=eval_section,
     )

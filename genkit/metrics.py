@@ -167,10 +167,13 @@ def _feature_net(
         net.config = config
         return net.eval()
 
-    with torch.random.fork_rng(devices=[]):  # seed the initialization without touching the caller's RNG
-        torch.manual_seed(seed)
-        net = FeatureNet(config["in_channels"], config["num_outputs"], config["width"])
-    config["final_train_loss"] = _train(net, images, labels, config["steps"], seed)
+    # Train whatever the caller's grad mode: evaluation code often runs under no_grad() or inference_mode().
+    with torch.inference_mode(False), torch.enable_grad():
+        with torch.random.fork_rng(devices=[]):  # seed the initialization without touching the caller's RNG
+            torch.manual_seed(seed)
+            net = FeatureNet(config["in_channels"], config["num_outputs"], config["width"])
+        images, labels = images.clone(), None if labels is None else labels.clone()  # inference tensors -> normal
+        config["final_train_loss"] = _train(net, images, labels, config["steps"], seed)
 
     # Write into a temporary sibling, then rename: a concurrent eval never sees a half-written network.
     folder.parent.mkdir(parents=True, exist_ok=True)

@@ -103,6 +103,8 @@ class Plugin(ABC):
     # Module name -> EMA decay. The trainer keeps an EMA copy of each and builds the final pipeline from it.
     ema: dict[str, float] = {}
     pipeline_class: type | None = None  # a DiffusionPipeline subclass for the default save/load hooks
+    # Lines shown in the model card's "Use" section after `pipe = genkit.load(...)`; they must run as written.
+    card_usage: str = ""
 
     # ---- configuration -------------------------------------------------------------------------------------
     def add_arguments(self, parser) -> None:  # noqa: B027 - optional hook, empty by default

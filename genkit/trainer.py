@@ -200,11 +200,11 @@ class Trainer:
                 num_warmup_steps=int(config["warmup_steps"]),
                 num_training_steps=max(1, math.ceil(self.max_steps / spec.every)),
             )
-            for spec, opt in zip(self.specs, self.optimizers)
+            for spec, opt in zip(self.specs, self.optimizers, strict=True)
         ]
         names = list(self.modules)
         prepared = acc.prepare(*[self.modules[n] for n in names], *self.optimizers, loader)
-        self.wrapped = dict(zip(names, prepared[: len(names)]))
+        self.wrapped = dict(zip(names, prepared[: len(names)], strict=True))
         self.optimizers = list(prepared[len(names) : len(names) + len(self.optimizers)])
         self.loader = prepared[-1]
         self.emas = self._make_emas()
@@ -243,7 +243,7 @@ class Trainer:
             for name, module in self.wrapped.items():
                 # save_model writes tied (shared) weights once, e.g. an LM head tied to its input embedding
                 save_model(acc.unwrap_model(module), str(tmp / f"model-{name}.safetensors"), force_contiguous=True)
-            for spec, opt, sched in zip(self.specs, self.optimizers, self.schedulers):
+            for spec, opt, sched in zip(self.specs, self.optimizers, self.schedulers, strict=True):
                 ckpt.save_optimizer(
                     tmp / f"optimizer-{spec.name}", opt.optimizer if hasattr(opt, "optimizer") else opt
                 )
@@ -284,7 +284,7 @@ class Trainer:
             )
         for name, module in self.wrapped.items():
             load_model(acc.unwrap_model(module), str(folder / f"model-{name}.safetensors"))
-        for spec, opt, sched in zip(self.specs, self.optimizers, self.schedulers):
+        for spec, opt, sched in zip(self.specs, self.optimizers, self.schedulers, strict=True):
             ckpt.load_optimizer(folder / f"optimizer-{spec.name}", opt.optimizer if hasattr(opt, "optimizer") else opt)
             sched.load_state_dict(ckpt.load_tensors_and_json(folder / f"scheduler-{spec.name}"))
         for name, ema in self.emas.items():
@@ -315,12 +315,14 @@ class Trainer:
         value = self.accelerator.reduce(value.detach().float().reshape(1), reduction="mean")
         value = float(value.item())
         if not math.isfinite(value):
-            if self.last_checkpoint:
-                hint = f"last good checkpoint: {self.last_checkpoint} (continue from it with --resume {self.last_checkpoint}"
+            last = self.last_checkpoint
+            if last:
+                hint = f"last good checkpoint: {last} (continue from it with --resume {last}"
             else:
                 hint = "last good checkpoint: none saved yet (start again"
             raise TrainingError(
-                f"{phase} loss became {value} at step {self.step}; {hint}, perhaps with a lower --lr or --max-grad-norm)"
+                f"{phase} loss became {value} at step {self.step}; {hint}, "
+                "perhaps with a lower --lr or --max-grad-norm)"
             )
         return value
 
@@ -355,7 +357,7 @@ class Trainer:
                 self.batch_in_epoch += 1
                 micro += 1
                 sync = micro == accum
-                for spec, opt in zip(self.specs, self.optimizers):
+                for spec, opt in zip(self.specs, self.optimizers, strict=True):
                     if self.step % spec.every:
                         continue
                     self._phase_modules(spec)

@@ -31,6 +31,16 @@ def populate_hub_cache(model: Path, repo_id: str, sha: str = "0123456789abcdef01
     return repo / "snapshots" / sha
 
 
+def run_card_usage(model: Path) -> dict:
+    """Run the Python block of a model card's "Use" section as written; returns its variables."""
+    card = (model / "README.md").read_text()
+    code = card.split("## Use", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    assert code.count("\n") >= 4, code  # the import, the load and the plugin's own lines
+    namespace: dict = {}
+    exec(compile(code, f"{model}/README.md", "exec"), namespace)
+    return namespace
+
+
 def train_cli(*args: str) -> int:
     """Run `genkit train ...` in this process (the real CLI entry point)."""
     from genkit.cli import main

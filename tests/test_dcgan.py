@@ -7,7 +7,7 @@ import os
 
 import pytest
 import torch
-from conftest import populate_hub_cache, train_cli
+from conftest import populate_hub_cache, run_card_usage, train_cli
 from genkit_dcgan import DCGANDiscriminator, DCGANGenerator, DCGANPipeline, DCGANPlugin
 from genkit_dcgan.modeling_dcgan import gradient_penalty
 from genkit_dcgan.plugin import batch_diversity, collapse_warnings
@@ -366,6 +366,11 @@ def test_unconditional_eval_reports_coverage_and_goes_into_the_card(tiny_dcgan):
     assert "10-class classifier" in protocol["feature_space"]
     card = (tiny_dcgan / "README.md").read_text()
     assert "frechet_distance" in card and "feature_space" in card
+
+
+def test_model_card_usage_runs(tiny_dcgan):
+    used = run_card_usage(tiny_dcgan)
+    assert len(used["images"]) == 16 and used["scores"].shape == (16,)
 
 
 # ---- clear errors ----------------------------------------------------------------------------------------------

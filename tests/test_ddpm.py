@@ -9,6 +9,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from conftest import run_card_usage
 from diffusers import DDIMScheduler, DDPMPipeline, DDPMScheduler, UNet2DModel
 from genkit_ddpm import ClassConditionalDDPMPipeline, GenkitDDPMPipeline, compatible_scheduler_names
 from safetensors.torch import load_file
@@ -242,6 +243,11 @@ def test_eval_records_sampler_and_steps(tiny, tmp_path):
     assert (protocol["sampler"], protocol["sampling_steps"], protocol["num_samples"]) == ("DDIMScheduler", 4, 32)
     card = (folder / "README.md").read_text()
     assert "frechet_distance" in card and "DDIMScheduler" in card
+
+
+def test_model_card_usage_runs(tiny):
+    used = run_card_usage(tiny)
+    assert len(used["images"]) == 16 and used["images"][0].size == (8, 8)
 
 
 def test_guidance_on_an_unconditional_model_is_an_error(tiny):

@@ -11,6 +11,7 @@ import this
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import run_card_usage
 from genkit_lstm import LSTMConfig, LSTMForCausalLM, build_tokenizer
 from genkit_lstm.plugin import TokenStreams, encode
 from safetensors.torch import load_file
@@ -389,6 +390,12 @@ def test_eval_matches_a_direct_computation_and_updates_the_card(trained, corpus,
     assert metrics["perplexity"] == pytest.approx(math.exp(nats), rel=1e-4)
     card = (trained / "README.md").read_text()
     assert f"value: {metrics['loss_nats_per_token']}" in card and "split: test" in card
+
+
+def test_model_card_usage_runs(trained, capsys):
+    run_card_usage(trained)
+    printed = capsys.readouterr().out
+    assert printed.startswith("The") and len(printed) > 100  # the prompt and up to 200 new characters
 
 
 # ---- bad input ---------------------------------------------------------------------------------------------------

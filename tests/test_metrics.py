@@ -1,5 +1,6 @@
 """genkit.metrics on closed-form cases and on scikit-learn's real handwritten digits (offline, ~30 s on 2 cores)."""
 
+import contextlib
 import time
 
 import numpy as np
@@ -179,12 +180,13 @@ def test_cache_loads_the_same_network_faster(classifier, digits, hf_home):
     torch.testing.assert_close(embed(cached, digits["test_images"]), embed(net, digits["test_images"]))
 
 
-def test_same_data_and_seed_train_the_same_network(tmp_path, monkeypatch, digits):
+def test_same_data_and_seed_train_the_same_network_in_any_grad_mode(tmp_path, monkeypatch, digits):
     small = ImageDataset(digits["test_images"][:128], digits["test_labels"][:128])  # 20 steps
     weights = []
-    for run in ("a", "b"):  # two empty caches: both calls train
+    for run, mode in (("a", contextlib.nullcontext()), ("b", torch.inference_mode())):  # empty caches: both train
         monkeypatch.setattr(constants, "HF_HOME", str(tmp_path / run))
-        weights.append(feature_net(small, num_classes=10, seed=3).state_dict())
+        with mode:
+            weights.append(feature_net(small, num_classes=10, seed=3).state_dict())
     for name, value in weights[0].items():
         torch.testing.assert_close(value, weights[1][name], rtol=0, atol=0)
 

@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from conftest import train_cli
+from conftest import run_card_usage, train_cli
 from genkit_vae import VAEModel, VAEPipeline
 from genkit_vae.modeling_vae import kl_divergence
 
@@ -158,6 +158,11 @@ def test_evaluation_reports_nats_and_bits_per_dim(tiny_vae):
     assert p["split"] == "test" and p["num_images"] == 180 and p["importance_samples"] == 4
     card = (tiny_vae / "README.md").read_text()
     assert "library_name: genkit" in card and "negative_elbo_nats" in card and "importance_samples" in card
+
+
+def test_model_card_usage_runs(tiny_vae):
+    used = run_card_usage(tiny_vae)
+    assert len(used["images"]) == 16 and used["scores"].shape == (16,)
 
 
 def test_bad_inputs():

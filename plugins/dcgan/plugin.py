@@ -76,6 +76,10 @@ class DCGANPlugin(Plugin):
     name = "dcgan"
     task = "image"
     pipeline_tag = "unconditional-image-generation"
+    card_usage = (
+        "images = pipe.sample(16, seed=0)  # PIL images\n"
+        "scores = pipe.discriminate(images)  # the discriminator's realness score per image"
+    )
     default_dataset = "digits"
     pipeline_class = DCGANPipeline
     defaults = {

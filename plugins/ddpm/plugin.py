@@ -47,6 +47,10 @@ class DDPMPlugin(Plugin):
     name = "ddpm"
     task = "image"
     pipeline_tag = "unconditional-image-generation"
+    card_usage = (
+        'images = pipe(16, num_inference_steps=50, scheduler="ddim").images  # PIL images\n'
+        "# without genkit: diffusers.DiffusionPipeline.from_pretrained(...) loads the same folder"
+    )
     default_dataset = "digits"
     pipeline_class = GenkitDDPMPipeline
     # diffusers' train_unconditional.py recipe: decay rises as 1 - (1 + step)^-0.75 towards 0.9999, so a short run
@@ -69,7 +73,7 @@ class DDPMPlugin(Plugin):
         "batch_size": 64,
         "max_grad_norm": 1.0,  # Ho et al. clip at 1
         "eval_scheduler": "ddim",  # sampler for `genkit eval` and the end-of-training evaluation
-        "eval_steps": 50,  # DDIM-50 is close to DDPM-1000 in quality at 1/20 of the cost (docs/benchmarks/ddpm.md)
+        "eval_steps": 50,  # DDIM-50 is close to DDPM-1000 in quality at 1/20 of the cost (docs/benchmarks.md)
         "eval_eta": None,  # None: the sampler's default (0 = deterministic DDIM)
         "eval_guidance_scale": None,  # conditional models: None = 1, the plain conditional model
         "eval_samples": 500,  # generated images compared with the test split
@@ -270,7 +274,7 @@ class DDPMPlugin(Plugin):
         **kwargs,
     ) -> list:
         """``n`` PIL images; conditional models cycle through the classes unless ``labels`` names one."""
-        # DDIM-50 by default: close to DDPM-1000 in quality at 1/20 of the cost (docs/benchmarks/ddpm.md).
+        # DDIM-50 by default: close to DDPM-1000 in quality at 1/20 of the cost (docs/benchmarks.md).
         scheduler = SAMPLE_SCHEDULER if scheduler is None else scheduler
         conditional = isinstance(pipeline, ClassConditionalDDPMPipeline)
         if conditional and labels is None:

@@ -7,7 +7,9 @@ sibling ``configuration_lstm``), so ``genkit export`` can ship it next to the we
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -20,6 +22,17 @@ from transformers.utils import ModelOutput
 from .configuration_lstm import LSTMConfig
 
 __all__ = ["LSTMCausalLMOutput", "LSTMForCausalLM", "LSTMPreTrainedModel", "RecurrentState"]
+
+
+@contextlib.contextmanager
+def _without_onednn() -> Iterator[None]:
+    """PyTorch's own LSTM kernel instead of oneDNN's for the enclosed calls (see ``LSTMForCausalLM.forward``)."""
+    previous = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = previous
 
 
 class RecurrentState(tuple):
@@ -146,7 +159,11 @@ class LSTMForCausalLM(LSTMPreTrainedModel, GenerationMixin):
             output, new_state = self._run_left_padded(x, mask)
         else:
             hx = None if state is None else (tuple(state) if self.config.cell == "lstm" else state[0])
-            output, new_state = self.rnn(x, hx)
+            # On CPU, oneDNN's fused LSTM is faster on whole sequences (~15% in training) but ~8x slower than
+            # PyTorch's own kernel on one step (2.5 vs 0.3 ms for a 2 x 256 LSTM): what generate() runs per token.
+            one_step = input_ids.shape[1] == 1 and x.device.type == "cpu" and self.config.cell == "lstm"
+            with _without_onednn() if one_step else contextlib.nullcontext():
+                output, new_state = self.rnn(x, hx)
         hidden = self.dropout(output)
         if logits_to_keep:
             hidden = hidden[:, -logits_to_keep:]

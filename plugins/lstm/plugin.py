@@ -81,6 +81,7 @@ class LSTMPlugin(Plugin):
     name = "lstm"
     task = "text"
     pipeline_tag = "text-generation"
+    card_usage = 'print(pipe("The", max_new_tokens=200, do_sample=True)[0]["generated_text"])'
     default_dataset = "stdlib"
     sequential_batches = True  # TBPTT: no shuffling, every process keeps its own contiguous streams
     defaults = {
@@ -117,7 +118,7 @@ class LSTMPlugin(Plugin):
             "eval_streams": 4,
             "num_sample_images": 2,
         },
-        # CPU default, about 10 minutes on 2 cores. Tuned on tinyshakespeare (docs/benchmarks/lstm.md): at a fixed
+        # CPU default, about 10 minutes on 2 cores. Tuned on tinyshakespeare (docs/benchmarks.md): at a fixed
         # CPU budget, more updates beat bigger batches, and 2 x 256 beats 2 x 384/512 (4.5x the tokens/s of 512).
         # No dropout: a few passes over a text do not overfit 0.9M weights; raise it for long runs on small texts.
         "small": {

@@ -65,7 +65,8 @@ class VAEModel(ModelMixin, ConfigMixin):
 
         self.from_latent = nn.Linear(latent_dim + cond, flat)
         layers = []
-        for h_in, h_out in zip(hidden_channels[::-1], list(hidden_channels[::-1][1:]) + [hidden_channels[0]]):
+        widths = list(hidden_channels[::-1]) + [hidden_channels[0]]
+        for h_in, h_out in zip(widths[:-1], widths[1:], strict=True):
             layers += [nn.ConvTranspose2d(h_in, h_out, 4, stride=2, padding=1), nn.BatchNorm2d(h_out), nn.ReLU()]
         self.decoder = nn.Sequential(*layers, nn.Conv2d(hidden_channels[0], in_channels, 3, padding=1))
         # Per-channel decoder scale for the Gaussian likelihood, learned as in sigma-VAE (Rybkin et al. 2021).

@@ -19,6 +19,10 @@ class VAEPlugin(Plugin):
     name = "vae"
     task = "image"
     pipeline_tag = "unconditional-image-generation"
+    card_usage = (
+        "images = pipe.sample(16, seed=0)  # PIL images\n"
+        "scores = pipe.anomaly_score(images)  # negative ELBO per image, in nats"
+    )
     default_dataset = "digits"
     pipeline_class = VAEPipeline
     defaults = {

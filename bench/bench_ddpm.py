@@ -1,0 +1,253 @@
+"""DDPM benchmarks: sampler speed and quality on one trained model, and the trainer's overhead over a plain loop.
+
+    python bench/bench_ddpm.py sampling MODEL_DIR [--n 256] [--grids OUT_DIR]
+    python bench/bench_ddpm.py throughput [--preset small] [--steps 60] [--repeats 2]
+
+``sampling`` draws ``--n`` images from MODEL_DIR with DDPM-1000, DDIM-50, DDIM-20 and DPM-Solver++-20 (same seed,
+same EMA weights), timing the denoising alone, and scores each set with ``genkit.metrics.evaluate_images`` against
+the model's test split (the same offline Fréchet distance as ``genkit eval``).
+
+``throughput`` trains the same ``UNet2DModel`` with the same scheduler, batch size, optimizer, LR schedule, gradient
+clipping and EMA twice: with ``genkit``'s Trainer and with a plain PyTorch loop, and reports images/s of each
+(optimizer loop only: data preparation, checkpoints and the final save are outside the timed span in both).
+Results are printed as JSON and as Markdown rows for docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+# (scheduler, steps); None = every training timestep (1000 for the small and base presets)
+SAMPLERS = [("ddpm", None), ("ddim", 50), ("ddim", 20), ("dpmsolvermultistep", 20)]
+
+
+def machine() -> dict:
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "cpu": f"{os.cpu_count()}-core CPU, {model}",
+        "torch_threads": torch.get_num_threads(),
+        "load_average_at_start": os.getloadavg(),
+        "torch": torch.__version__,
+    }
+
+
+def _data(config: dict):
+    import genkit
+    from genkit.data import load_splits
+
+    splits = load_splits(
+        str(config["dataset"]),
+        "image",
+        image_size=config["image_size"],
+        num_samples=config.get("num_samples"),
+        seed=config["seed"],
+        test_fraction=config["test_fraction"],
+    )
+    return genkit.get_plugin("ddpm").prepare_data(splits, config)
+
+
+# ---- sampling: DDPM-1000 vs DDIM-50 vs DDIM-20 ---------------------------------------------------------------------
+def bench_sampling(model: str, n: int, batch: int, grids: str | None) -> dict:
+    import genkit
+    from genkit.data import make_grid, tensor_to_pil
+    from genkit.metrics import evaluate_images
+
+    pipe = genkit.load(model)
+    pipe.set_progress_bar_config(disable=True)
+    config = json.loads((Path(model) / "genkit.json").read_text())["config"]
+    data = _data(config)
+    rows = []
+    for name, steps in SAMPLERS:
+        steps = steps or pipe.scheduler.config.num_train_timesteps
+        generator = torch.Generator().manual_seed(0)
+        images, seconds = [], 0.0
+        for start in range(0, n, batch):
+            count = min(batch, n - start)
+            t0 = time.perf_counter()
+            out = pipe(count, generator=generator, num_inference_steps=steps, scheduler=name, output_type="pt")
+            seconds += time.perf_counter() - t0
+            images.append(out.images * 2 - 1)
+        samples = torch.cat(images)
+        result = evaluate_images(
+            samples,
+            data.test,
+            train=data.train,
+            num_classes=data.info.num_classes,
+            seed=0,
+            cache_key=f"{Path(str(config['dataset'])).name}-{config['image_size']}px",
+        )
+        row = {
+            "sampler": f"{name}-{steps}",
+            "images": n,
+            "seconds": round(seconds, 1),
+            "ms_per_image": round(1000 * seconds / n, 1),
+            **{k: round(v, 4) for k, v in result["metrics"].items()},
+            "reference_real_frechet_distance": round(result["protocol"]["reference_real_frechet_distance"], 4),
+        }
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        if grids:
+            Path(grids).mkdir(parents=True, exist_ok=True)
+            make_grid(tensor_to_pil(samples[:64])).save(Path(grids) / f"ddpm-{name}-{steps}.png")
+    if grids:
+        side_by_side(grids, [r["sampler"] for r in rows])
+    return {"model": model, "samples_per_sampler": n, "batch": batch, "rows": rows}
+
+
+LABELS = {"ddpm": "DDPM", "ddim": "DDIM", "dpmsolvermultistep": "DPM-Solver++"}
+
+
+def side_by_side(grids: str, samplers: list[str], scale: int = 2) -> Path:
+    """One figure of the samplers' grids (``ddpm-<sampler>.png``), captioned, left to right: ``samplers.png``."""
+    from PIL import Image, ImageDraw
+
+    tiles = [Image.open(Path(grids) / f"ddpm-{name}.png").convert("RGB") for name in samplers]
+    tiles = [t.resize((t.width * scale, t.height * scale), Image.NEAREST) for t in tiles]
+    gap, caption = 8 * scale, 14
+    figure = Image.new(
+        "RGB", (sum(t.width for t in tiles) + gap * (len(tiles) - 1), tiles[0].height + caption), "white"
+    )
+    draw, x = ImageDraw.Draw(figure), 0
+    for name, tile in zip(samplers, tiles, strict=True):
+        kind, steps = name.rsplit("-", 1)
+        draw.text((x + 2, 1), f"{LABELS.get(kind, kind)}-{steps}", fill="black")
+        figure.paste(tile, (x, caption))
+        x += tile.width + gap
+    figure.save(Path(grids) / "samplers.png")
+    return Path(grids) / "samplers.png"
+
+
+# ---- training throughput: genkit Trainer vs a plain loop -----------------------------------------------------------
+def _genkit_run(preset: str, steps: int) -> float:
+    import genkit
+    from genkit.trainer import Trainer, resolve_config
+
+    plugin = genkit.get_plugin("ddpm")
+    with tempfile.TemporaryDirectory() as out:
+        overrides = {
+            "max_steps": steps,
+            "checkpoint_every": 0,
+            "sample_every": 0,
+            "eval": False,
+            "log_with": "none",
+            "output": out,
+            "num_sample_images": 4,
+        }
+        config = resolve_config(plugin, preset, overrides)
+        Trainer(plugin, config).train()
+        return json.loads((Path(out) / "genkit.json").read_text())["train_seconds"]
+
+
+def _plain_run(preset: str, steps: int) -> float:
+    """The same training with nothing but torch + diffusers."""
+    import torch.nn.functional as F
+    from diffusers import DDPMScheduler
+    from diffusers.optimization import get_scheduler
+    from diffusers.training_utils import EMAModel
+
+    import genkit
+    from genkit.trainer import resolve_config
+
+    plugin = genkit.get_plugin("ddpm")
+    config = resolve_config(plugin, preset, {"max_steps": steps})
+    data = _data(config)
+    torch.manual_seed(config["seed"])
+    unet = plugin.build(config, data.info)["model"].train()
+    noise_scheduler = DDPMScheduler(
+        num_train_timesteps=config["num_train_timesteps"],
+        beta_schedule=config["beta_schedule"],
+        prediction_type=config["prediction_type"],
+    )
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=config["lr"])
+    lr_schedule = get_scheduler(
+        config["lr_scheduler"], optimizer, num_warmup_steps=config["warmup_steps"], num_training_steps=steps
+    )
+    ema = EMAModel(unet.parameters(), **plugin.ema["model"])
+    loader = torch.utils.data.DataLoader(data.train, batch_size=config["batch_size"], shuffle=True, drop_last=True)
+    done, t0 = 0, time.perf_counter()
+    while done < steps:
+        for batch in loader:
+            x0 = batch["pixel_values"]
+            noise = torch.randn_like(x0)
+            t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (x0.shape[0],))
+            loss = F.mse_loss(unet(noise_scheduler.add_noise(x0, noise, t), t).sample, noise)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(unet.parameters(), config["max_grad_norm"])
+            optimizer.step()
+            lr_schedule.step()
+            optimizer.zero_grad(set_to_none=True)
+            ema.step(unet.parameters())
+            done += 1
+            if done == steps:
+                break
+    return time.perf_counter() - t0
+
+
+def bench_throughput(preset: str, steps: int, repeats: int) -> dict:
+    import genkit
+    from genkit.trainer import resolve_config
+
+    batch = resolve_config(genkit.get_plugin("ddpm"), preset, {})["batch_size"]
+    times = {"plain": [], "genkit": []}
+    for _ in range(repeats):  # interleaved, so that a change in machine load hits both alike
+        times["plain"].append(_plain_run(preset, steps))
+        times["genkit"].append(_genkit_run(preset, steps))
+        print(
+            json.dumps({"plain_s": times["plain"][-1], "genkit_s": times["genkit"][-1], "load": os.getloadavg()}),
+            flush=True,
+        )
+    result = {"preset": preset, "steps": steps, "batch_size": batch, "seconds": times}
+    for kind, values in times.items():
+        result[f"{kind}_images_per_s"] = round(steps * batch / statistics.median(values), 1)
+    result["genkit_over_plain_time"] = round(statistics.median(times["genkit"]) / statistics.median(times["plain"]), 3)
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("sampling")
+    s.add_argument("model")
+    s.add_argument("--n", type=int, default=256, help="images per sampler")
+    s.add_argument("--batch", type=int, default=256)
+    s.add_argument("--grids", default=None, help="write a 64-image grid per sampler into this folder")
+    t = sub.add_parser("throughput")
+    t.add_argument("--preset", default="small")
+    t.add_argument("--steps", type=int, default=60)
+    t.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    report = {"machine": machine()}
+    if args.command == "sampling":
+        report["sampling"] = bench_sampling(args.model, args.n, args.batch, args.grids)
+        print("| sampler | s / image | Fréchet distance | precision | recall | class coverage |")
+        for r in report["sampling"]["rows"]:
+            print(
+                f"| {r['sampler']} | {r['ms_per_image'] / 1000:.3f} | {r['frechet_distance']:.2f} | "
+                f"{r['precision']:.2f} | {r['recall']:.2f} | {r.get('class_coverage', math.nan):.2f} |"
+            )
+    else:
+        report["throughput"] = bench_throughput(args.preset, args.steps, args.repeats)
+    report["machine"]["load_average_at_end"] = os.getloadavg()
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
