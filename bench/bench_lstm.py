@@ -22,6 +22,7 @@ Both print JSON and Markdown rows for docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -185,9 +186,25 @@ def speed(args) -> dict:
         row["ms_per_token_first_100"], row["ms_per_token_last_100"] = first * 1e3, last * 1e3
         if args.recompute:
             row["recompute_tokens_per_s"] = n / _best(1, lambda n=n: _generate(model, prompt, n, False))
+        if args.onednn:
+            with _onednn_for_one_step():
+                row["onednn_tokens_per_s"] = n / _best(args.repeats, lambda n=n: _generate(model, prompt, n, True))
         rows.append(row)
         print(json.dumps(row))
     return {"machine": machine(), "model": source, "config": model.config.to_diff_dict(), "results": rows}
+
+
+@contextlib.contextmanager
+def _onednn_for_one_step():
+    """Let one-token forwards use oneDNN's LSTM kernel too (the model switches it off for them on CPU)."""
+    from genkit_lstm import modeling_lstm
+
+    saved = modeling_lstm._without_onednn
+    modeling_lstm._without_onednn = contextlib.nullcontext
+    try:
+        yield
+    finally:
+        modeling_lstm._without_onednn = saved
 
 
 def _best(repeats: int, fn) -> float:
@@ -262,15 +279,16 @@ def markdown(kind: str, report: dict) -> str:
     else:
         lines = [
             "| new tokens | generate() tok/s | ms/token, first 100 | ms/token, last 100 | plain loop tok/s "
-            "| loop / generate | generate(use_cache=False) tok/s |",
-            "|---|---|---|---|---|---|---|",
+            "| loop / generate | generate(use_cache=False) tok/s | generate(), oneDNN one-token steps, tok/s |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for r in report["results"]:
             recompute = f"{r['recompute_tokens_per_s']:.0f}" if "recompute_tokens_per_s" in r else "-"
+            onednn = f"{r['onednn_tokens_per_s']:.0f}" if "onednn_tokens_per_s" in r else "-"
             lines.append(
                 f"| {r['new_tokens']:,} | {r['generate_tokens_per_s']:.0f} | {r['ms_per_token_first_100']:.2f} | "
                 f"{r['ms_per_token_last_100']:.2f} | {r['plain_loop_tokens_per_s']:.0f} | "
-                f"{r['overhead_generate_vs_loop']:.2f} | {recompute} |"
+                f"{r['overhead_generate_vs_loop']:.2f} | {recompute} | {onednn} |"
             )
     return "\n".join(lines)
 
@@ -289,6 +307,7 @@ def main() -> None:
     s.add_argument("--tokens", type=int, nargs="+", default=[100, 1000])
     s.add_argument("--repeats", type=int, default=3)
     s.add_argument("--recompute", action="store_true", help="also time generate(use_cache=False)")
+    s.add_argument("--onednn", action="store_true", help="also time generate() with oneDNN on for one-token steps")
     s.add_argument("--json", default=None, help="also write the report here")
     for p in (q, s):
         p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")

@@ -69,9 +69,9 @@ def build_parser(plugin=None, command: str | None = None) -> argparse.ArgumentPa
 
     p = sub.add_parser("sample", help="sample from a model")
     p.add_argument("model", help="model folder or Hub repo id")
-    p.add_argument("--n", type=int, default=64, help="number of samples")
+    p.add_argument("--n", type=int, default=None, help="number of samples (default: 64 images, or 1 text)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None, help="output file (default samples.png, or samples.txt for text)")
+    p.add_argument("--out", default=None, help="output file (default: samples.png for images; text is printed)")
     if plugin is not None and command == "sample" and hasattr(plugin, "add_sample_arguments"):
         plugin.add_sample_arguments(p.add_argument_group(f"{plugin.name} options"))
 
@@ -171,12 +171,16 @@ def cmd_sample(args, plugin, kwargs) -> None:
     from genkit.io import load
     from genkit.samples import write_samples
 
-    if args.n < 1:
-        raise GenkitError(f"--n must be >= 1, got {args.n}")
+    n = args.n if args.n is not None else (1 if plugin.task == "text" else 64)
+    if n < 1:
+        raise GenkitError(f"--n must be >= 1, got {n}")
     pipeline = load(args.model)
-    out = args.out or ("samples.txt" if plugin.task == "text" else "samples.png")
-    write_samples(plugin, pipeline, out, n=args.n, seed=args.seed, **kwargs)
-    print(f"wrote {args.n} samples to {out}")
+    if plugin.task == "text" and args.out is None:  # text goes to the terminal unless a file is asked for
+        print("\n\n----\n\n".join(plugin.sample(pipeline, n, seed=args.seed, **kwargs)))
+        return
+    out = args.out or "samples.png"
+    write_samples(plugin, pipeline, out, n=n, seed=args.seed, **kwargs)
+    print(f"wrote {n} samples to {out}")
 
 
 def cmd_eval(args, plugin, kwargs) -> None:

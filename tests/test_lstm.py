@@ -410,6 +410,17 @@ def test_empty_or_too_short_text_is_a_clear_error(tmp_path, capsys):
     assert "lower --batch-size or --seq-len" in capsys.readouterr().err
 
 
+def test_genkit_sample_prints_text_or_writes_a_file(trained, tmp_path, capsys):
+    args = ["sample", str(trained), "--prompt", "Beautiful", "--max-new-tokens", "30", "--seed", "3"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("Beautiful") and "----" not in printed  # one text by default, on stdout
+    assert main([*args, "--n", "2", "--out", str(tmp_path / "two.txt")]) == 0
+    assert capsys.readouterr().out.strip() == f"wrote 2 samples to {tmp_path / 'two.txt'}"
+    first, second = (tmp_path / "two.txt").read_text().split("\n\n----\n\n")
+    assert first.startswith("Beautiful") and second.startswith("Beautiful") and first != second
+
+
 def test_sampling_arguments_and_unknown_prompt_characters(trained):
     plugin, pipe = genkit.get_plugin("lstm"), genkit.load(trained)
     texts = plugin.sample(pipe, 3, seed=1, prompt="Beautiful", max_new_tokens=15, top_k=5, top_p=0.9)

@@ -118,9 +118,9 @@ class LSTMPlugin(Plugin):
             "eval_streams": 4,
             "num_sample_images": 2,
         },
-        # CPU default, about 10 minutes on 2 cores. Tuned on tinyshakespeare (docs/benchmarks.md): at a fixed
-        # CPU budget, more updates beat bigger batches, and 2 x 256 beats 2 x 384/512 (4.5x the tokens/s of 512).
-        # No dropout: a few passes over a text do not overfit 0.9M weights; raise it for long runs on small texts.
+        # CPU default, about 2.5 minutes on 2 cores. Chosen on tinyshakespeare (docs/lstm.md, docs/benchmarks.md): at
+        # a fixed CPU budget more updates beat bigger batches, and 2 x 256 runs 2.75x the tokens/s of 2 x 512.
+        # No dropout: best for runs of a few minutes; --dropout 0.1 wins at 10 minutes (1.466 vs 1.499 nats/char).
         "small": {
             "dropout": 0.0,
             "embedding_size": 64,
