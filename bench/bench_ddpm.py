@@ -19,33 +19,16 @@ import argparse
 import json
 import math
 import os
-import platform
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from machine import machine
 
 # (scheduler, steps); None = every training timestep (1000 for the small and base presets)
 SAMPLERS = [("ddpm", None), ("ddim", 50), ("ddim", 20), ("dpmsolvermultistep", 20)]
-
-
-def machine() -> dict:
-    model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    return {
-        "cpu": f"{os.cpu_count()}-core CPU, {model}",
-        "torch_threads": torch.get_num_threads(),
-        "load_average_at_start": os.getloadavg(),
-        "torch": torch.__version__,
-    }
 
 
 def _data(config: dict):

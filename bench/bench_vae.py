@@ -12,13 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+from machine import cpu_name
 
 
 def run_genkit(steps: int) -> float:
@@ -86,16 +87,6 @@ def run_plain(steps: int) -> float:
             if step == steps:
                 break
     return steps * cfg["batch_size"] / (time.perf_counter() - start)
-
-
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:

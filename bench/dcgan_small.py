@@ -12,23 +12,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from machine import cpu_name
 from PIL import Image
 
 VARIANTS = {"bce": [], "wgan-gp": ["--loss", "wgan-gp"], "conditional": ["--conditional"]}
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
 
 
 def run(variant: str, dataset: str, out: Path, images: Path) -> dict:
