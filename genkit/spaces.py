@@ -9,6 +9,7 @@ here, except gradio, which the Space's SDK provides at ``sdk_version``.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import shutil
 import string
 import sys
@@ -20,8 +21,13 @@ from genkit.errors import GenkitError
 
 __all__ = ["SPACES_DIR", "build_space", "push_space", "space_requirements"]
 
-# One folder per family holding the Space's app.py and its README.md template (front matter + body).
-SPACES_DIR = Path(__file__).resolve().parent.parent / "spaces"
+# One folder per family holding the Space's app.py and its README.md template (front matter + body): the
+# package genkit_spaces, installed with genkit (`spaces/` in the source tree). Looked up without importing it, and
+# absent in the copy of genkit bundled inside a built Space, which never builds Spaces itself.
+_templates = importlib.util.find_spec("genkit_spaces")
+SPACES_DIR = (
+    Path(_templates.origin).parent if _templates and _templates.origin else Path("genkit_spaces-not-installed")
+)
 APP_FILE = "app.py"
 MODEL_DIR = "model"
 # The line of a template app.py that names the model; a --hub-id build replaces it.
@@ -119,8 +125,8 @@ def build_space(model: str, out: str | Path, *, title: str | None = None, hub_id
     plugin = get_plugin(meta["plugin"])
     if not SPACES_DIR.is_dir():
         raise GenkitError(
-            f"the Space templates are not at {SPACES_DIR}: `genkit space build` needs genkit installed from its "
-            f"source checkout (pip install -e .)"
+            "the Space templates (package genkit_spaces) are not installed: reinstall genkit "
+            "(pip install -e . in a checkout, or pip install of its wheel)"
         )
     template = SPACES_DIR / plugin.name
     if not (template / APP_FILE).is_file():

@@ -6,6 +6,7 @@ import runpy
 import subprocess
 import sys
 import time
+import zipfile
 from importlib.metadata import version
 from pathlib import Path
 
@@ -170,6 +171,40 @@ def test_every_family_builds_a_space_that_serves(family, tmp_path_factory, tmp_p
     demo = runpy.run_path(str(out / "app.py"))["demo"]
     with served(demo) as client:
         assert check(client.predict(*inputs, api_name=api_name))
+
+
+def test_a_wheel_install_carries_the_space_templates(tiny_vae, tmp_path):
+    """Built as a wheel (not an editable checkout), genkit still finds its Space templates and builds a Space."""
+    root = Path(__file__).parents[1]
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), root],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("genkit-*.whl")
+    site = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as archive:  # what pip install would put into site-packages
+        archive.extractall(site)
+    for family in ("vae", "dcgan", "ddpm", "lstm"):
+        assert (site / "genkit_spaces" / family / "app.py").is_file() and (
+            site / "genkit_spaces" / family / "README.md"
+        ).is_file()
+    script = (
+        "import sys; from genkit.spaces import SPACES_DIR, build_space; print(SPACES_DIR); "
+        "print(build_space(sys.argv[1], sys.argv[2]))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(site)}  # ahead of the editable checkout
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tiny_vae), str(tmp_path / "space")],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    templates, out = done.stdout.split()[-2:]
+    assert Path(templates) == site / "genkit_spaces"
+    assert (Path(out) / "app.py").read_text() == (site / "genkit_spaces" / "vae" / "app.py").read_text()
 
 
 def test_space_build_refuses_a_used_folder_and_a_non_model(tiny_vae, tmp_path, capsys):

@@ -1,0 +1,1 @@
+"""Space templates, one folder per model family; installed with genkit as the package ``genkit_spaces``."""
