@@ -200,5 +200,12 @@ class LSTMForCausalLM(LSTMPreTrainedModel, GenerationMixin):
         model_inputs["state"] = state
         return model_inputs
 
+    def _update_model_kwargs_for_generation(self, outputs, model_kwargs, *args, **kwargs):
+        # generate() carries only caches it knows by name ("cache" since transformers 5.24; past_key_values and
+        # "state" before): hand the recurrent state to the next step ourselves, as transformers' own RWKV does.
+        if outputs.get("state") is not None:
+            model_kwargs["state"] = outputs["state"]
+        return super()._update_model_kwargs_for_generation(outputs, model_kwargs, *args, **kwargs)
+
     def _reorder_cache(self, state: RecurrentState, beam_idx: torch.LongTensor) -> RecurrentState:
         return RecurrentState(state).index_select(beam_idx)
