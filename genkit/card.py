@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-__all__ = ["write_model_card"]
+__all__ = ["set_card_repo", "write_model_card"]
 
 _TEMPLATE = """---
 {{ card_data }}
@@ -26,7 +27,8 @@ import genkit
 pipe = genkit.load("{{ repo_or_path }}")
 {{ usage }}
 ```
-
+{{ stock_usage }}
+{{ samples_section }}
 ## Training
 
 {{ training_table }}
@@ -73,15 +75,25 @@ def write_model_card(
         for name, value in metrics.items()
         if isinstance(value, (int, float))
     ]
+    conditional = plugin.task == "image" and bool(config.get("conditional"))
+    # The Hub has no task for class-conditional generation: such a model gets no pipeline_tag (which would file it
+    # under unconditional generation) and a tag that says what it is.
+    pipeline_tag = None if conditional else plugin.pipeline_tag
+    tags = ["genkit", plugin.name, plugin.task] + (["class-conditional-image-generation"] if conditional else [])
+    for result in eval_results:
+        result.task_type = pipeline_tag or "class-conditional-image-generation"
     data = ModelCardData(
-        library_name="genkit",
-        pipeline_tag=plugin.pipeline_tag,
-        tags=["genkit", plugin.name, plugin.task],
+        library_name=plugin.library_name,
+        pipeline_tag=pipeline_tag,
+        tags=tags,
         datasets=[dataset] if is_hub_dataset else None,
         model_name=f"genkit-{plugin.name}-{Path(dataset).name}",
         eval_results=eval_results or None,
         license="apache-2.0",
+        base_model=config.get("base_model"),
     )
+    if config.get("base_model"):
+        data.base_model_relation = "finetune"
     data.genkit = {"plugin": plugin.name, "training_config": config}
     if metrics:
         eval_section = _table(metrics) + "\n\nMeasured by `genkit eval` with this protocol:\n\n" + _table(protocol)
@@ -95,8 +107,37 @@ def write_model_card(
         dataset=dataset,
         repo_or_path=repo_or_path or str(folder),
         usage=plugin.card_usage if usage is None else usage,
+        stock_usage=_stock_usage(folder, repo_or_path or str(folder)),
+        samples_section=_samples_section(folder),
         training_table=_table(config),
         eval_section=eval_section,
     )
     card.save(folder / "README.md")
     return card
+
+
+def _stock_usage(folder: Path, repo_or_path: str) -> str:
+    """How a diffusers user without genkit loads a folder that ships its own pipeline code."""
+    index = folder / "model_index.json"
+    if not index.is_file() or not isinstance(json.loads(index.read_text()).get("_class_name"), list):
+        return ""
+    return (
+        "\nWithout genkit, stock diffusers runs the pipeline code shipped in this folder:\n\n```python\n"
+        "from diffusers import DiffusionPipeline\n\n"
+        f'pipe = DiffusionPipeline.from_pretrained("{repo_or_path}", trust_remote_code=True)\n```\n'
+    )
+
+
+def _samples_section(folder: Path) -> str:
+    if (folder / "samples.png").is_file():
+        return "\n## Samples\n\n![Samples drawn by the trained model](samples.png)\n"
+    if (folder / "samples.txt").is_file():
+        text = (folder / "samples.txt").read_text().split("\n\n----\n\n")[0][:600]
+        return f"\n## Samples\n\n```text\n{text}\n```\n"
+    return ""
+
+
+def set_card_repo(card_text: str, repo_id: str) -> str:
+    """The card with its usage snippets (``genkit.load(...)``, ``from_pretrained(...)``) naming ``repo_id``."""
+    text = re.sub(r'genkit\.load\("[^"\n]*"\)', f'genkit.load("{repo_id}")', card_text)
+    return re.sub(r'from_pretrained\("[^"\n]*"', f'from_pretrained("{repo_id}"', text)

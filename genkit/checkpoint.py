@@ -32,6 +32,7 @@ from genkit.errors import GenkitError
 
 __all__ = [
     "find_checkpoint",
+    "is_run_folder",
     "list_checkpoints",
     "load_optimizer",
     "load_tensors_and_json",
@@ -40,6 +41,7 @@ __all__ = [
     "save_optimizer",
     "save_tensors_and_json",
     "set_rng_state",
+    "verify_checkpoint",
 ]
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
@@ -152,13 +154,62 @@ def list_checkpoints(output_dir: str | Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+# What a training run writes into its output folder besides the model (see Trainer).
+_RUN_ENTRIES = {"logs", "samples"}
+
+
+def is_run_folder(path: str | Path) -> bool:
+    """True for a folder that genkit training wrote: a saved model, checkpoints, or only a run's logs and samples."""
+    from genkit.io import METADATA_FILE, is_interrupted_save
+
+    path = Path(path)
+    if not path.is_dir():
+        return False
+    if (path / METADATA_FILE).is_file() or list_checkpoints(path) or is_interrupted_save(path):
+        return True
+    return all(p.name in _RUN_ENTRIES or p.name.startswith(".tmp-checkpoint-") for p in path.iterdir())
+
+
+def verify_checkpoint(folder: Path) -> dict[str, Any]:
+    """Check every file of a checkpoint before anything is loaded from it; returns its trainer state."""
+    from genkit.io import _check_safetensors
+
+    state_file = folder / "trainer_state.json"
+    try:
+        state = json.loads(state_file.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise GenkitError(f"{state_file}: damaged checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(state, dict) or not all(k in state for k in ("step", "epoch", "batch_in_epoch", "config")):
+        raise GenkitError(f"{state_file}: damaged checkpoint (missing step, epoch, batch_in_epoch or config)")
+    for file in sorted(folder.iterdir()):
+        if file.suffix == ".safetensors":
+            _check_safetensors(file)
+        elif file.suffix == ".json":
+            try:
+                json.loads(file.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise GenkitError(f"{file}: damaged checkpoint file ({exc})") from None
+    return state
+
+
 def find_checkpoint(output_dir: str | Path, resume: str) -> Path:
-    """``resume`` is ``latest`` (newest checkpoint in ``output_dir``) or a checkpoint folder's path."""
-    if resume == "latest":
+    """``resume`` is ``latest`` (newest checkpoint in ``output_dir``), ``latest-valid`` (the newest one whose files
+    are all intact) or a checkpoint folder's path. A damaged checkpoint is named, never silently skipped."""
+    if resume in ("latest", "latest-valid"):
         found = list_checkpoints(output_dir)
         if not found:
-            raise GenkitError(f"--resume latest: no checkpoint-<step> folder in {str(output_dir)!r}")
-        return found[-1]
+            raise GenkitError(f"--resume {resume}: no checkpoint-<step> folder in {str(output_dir)!r}")
+        for folder in reversed(found):
+            try:
+                verify_checkpoint(folder)
+                return folder
+            except GenkitError as exc:
+                if resume == "latest":
+                    raise GenkitError(
+                        f"--resume latest: the newest checkpoint is damaged: {exc}; resume from the newest intact one "
+                        "with --resume latest-valid"
+                    ) from None
+        raise GenkitError(f"--resume latest-valid: every checkpoint in {str(output_dir)!r} is damaged")
     path = Path(resume)
     if not (path / "trainer_state.json").exists():
         raise GenkitError(f"--resume {resume!r}: not a genkit checkpoint folder (no trainer_state.json)")

@@ -29,6 +29,12 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--image-column", help="override the detected image column")
     g.add_argument("--label-column", help="override the detected label column")
     g.add_argument("--text-column", help="override the detected text column")
+    g.add_argument(
+        "--skip-bad-images",
+        action="store_true",
+        default=None,
+        help="leave out image files that cannot be read (each is named) instead of stopping",
+    )
     g = p.add_argument_group("training")
     g.add_argument("--preset", default="small", help="tiny (tests) | small (CPU default) | base (GPU)")
     g.add_argument("--output", help="output folder (default outputs/<plugin>-<dataset>)")
@@ -72,6 +78,7 @@ def build_parser(plugin=None, command: str | None = None) -> argparse.ArgumentPa
     p.add_argument("--n", type=int, default=None, help="number of samples (default: 64 images, or 1 text)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="output file (default: samples.png for images; text is printed)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file genkit did not write")
     if plugin is not None and command == "sample" and hasattr(plugin, "add_sample_arguments"):
         plugin.add_sample_arguments(p.add_argument_group(f"{plugin.name} options"))
 
@@ -95,6 +102,7 @@ def build_parser(plugin=None, command: str | None = None) -> argparse.ArgumentPa
     p = sub.add_parser("export", help="export a model for stock diffusers/transformers (trust_remote_code)")
     p.add_argument("model", help="model folder or Hub repo id")
     p.add_argument("--out", required=True, help="folder to write")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
 
     p = sub.add_parser("demo", help="serve a model's Gradio demo")
     p.add_argument("model", help="model folder or Hub repo id")
@@ -109,6 +117,7 @@ def build_parser(plugin=None, command: str | None = None) -> argparse.ArgumentPa
     b.add_argument("--out", required=True, help="folder to write")
     b.add_argument("--title", default=None)
     b.add_argument("--hub-id", default=None, help="load the model from this Hub id instead of copying its files")
+    b.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
     s = space.add_parser("push", help="publish a built Space folder")
     s.add_argument("folder")
     s.add_argument("space_id", help="user/name")
@@ -150,36 +159,43 @@ def cmd_list(args) -> None:
 
 
 def cmd_train(args, plugin) -> None:
-    from genkit.checkpoint import list_checkpoints
+    from genkit.checkpoint import is_run_folder, list_checkpoints
     from genkit.trainer import Trainer, resolve_config
+    from genkit.validation import check_output_folder
 
     overrides = {
         k: v for k, v in vars(args).items() if k not in ("command", "plugin", "preset", "resume", "init_from")
     }
     overwrite = overrides.pop("overwrite")
-    config = resolve_config(plugin, args.preset, overrides)
+    config = resolve_config(plugin, args.preset, overrides, init_from=args.init_from)
+    check_output_folder(config["output"], own=is_run_folder(config["output"]), overwrite=overwrite)
     if list_checkpoints(config["output"]) and not args.resume and not overwrite:
         raise GenkitError(
             f"{config['output']} already holds checkpoints of a run; continue it with --resume latest, "
             f"or pass --overwrite (or another --output) to start afresh"
         )
-    output = Trainer(plugin, config, resume=args.resume, init_from=args.init_from).train()
+    output = Trainer(plugin, config, resume=args.resume).train()
     print(f"model, samples and model card written to {output}")
 
 
 def cmd_sample(args, plugin, kwargs) -> None:
     from genkit.io import load
-    from genkit.samples import write_samples
+    from genkit.samples import MAX_SAMPLES, check_sample_file, write_samples
+    from genkit.validation import check_value
 
     n = args.n if args.n is not None else (1 if plugin.task == "text" else 64)
-    if n < 1:
-        raise GenkitError(f"--n must be >= 1, got {n}")
+    check_value("--n", n, int, f"[1, {MAX_SAMPLES}]")
+    out = Path(args.out or ("samples.png" if plugin.task == "image" else "samples.txt"))
+    if args.out is not None or plugin.task == "image":
+        check_sample_file(out, overwrite=args.overwrite)
     pipeline = load(args.model)
-    if plugin.task == "text" and args.out is None:  # text goes to the terminal unless a file is asked for
-        print("\n\n----\n\n".join(plugin.sample(pipeline, n, seed=args.seed, **kwargs)))
-        return
-    out = args.out or "samples.png"
-    write_samples(plugin, pipeline, out, n=n, seed=args.seed, **kwargs)
+    try:
+        if plugin.task == "text" and args.out is None:  # text goes to the terminal unless a file is asked for
+            print("\n\n----\n\n".join(plugin.sample(pipeline, n, seed=args.seed, **kwargs)))
+            return
+        write_samples(plugin, pipeline, out, n=n, seed=args.seed, **kwargs)
+    except ValueError as exc:  # a pipeline's own check of a sampling flag (pipelines raise ValueError, as diffusers')
+        raise GenkitError(str(exc)) from None
     print(f"wrote {n} samples to {out}")
 
 
@@ -187,11 +203,14 @@ def cmd_eval(args, plugin, kwargs) -> None:
     from genkit.card import write_model_card
     from genkit.data import load_splits
     from genkit.io import load, read_metadata, resolve
+    from genkit.validation import check_limits
 
     folder = resolve(args.model)
     meta = read_metadata(folder)
     # A plugin's eval flags default to None ("not given"): the model's own training config then decides.
-    config = {**meta.get("config", {}), **{k: v for k, v in kwargs.items() if v is not None}}
+    given = {k: v for k, v in kwargs.items() if v is not None}
+    check_limits(given, plugin.limits)
+    config = {**meta.get("config", {}), **given}
     if args.dataset:
         config["dataset"] = args.dataset
     config["seed"] = args.seed
@@ -251,14 +270,35 @@ def cmd_push(args) -> None:
 
 
 def cmd_export(args) -> None:
-    from genkit.io import load, read_metadata, resolve
+    from genkit.io import load, read_metadata, resolve, staged_folder
     from genkit.registry import get_plugin
+    from genkit.validation import check_output_folder
 
     folder = resolve(args.model)
     plugin = get_plugin(read_metadata(folder)["plugin"])
     if not hasattr(plugin, "export"):
-        raise GenkitError(f"plugin {plugin.name!r} has no export; its folder already loads with stock libraries")
-    plugin.export(load(folder), Path(args.out))
+        index = folder / "model_index.json"
+        class_name = json.loads(index.read_text()).get("_class_name") if index.is_file() else None
+        import diffusers
+
+        if isinstance(class_name, str) and hasattr(diffusers, class_name):
+            raise GenkitError(
+                f"{folder} is a stock diffusers {class_name} folder already: "
+                "diffusers.DiffusionPipeline.from_pretrained loads it as it is"
+            )
+        if isinstance(class_name, list):
+            raise GenkitError(
+                f"{folder} ships its own pipeline code already: stock diffusers loads it as it is with "
+                "DiffusionPipeline.from_pretrained(path, trust_remote_code=True)"
+            )
+        raise GenkitError(f"plugin {plugin.name!r} has no export")
+    out = Path(args.out)
+    if out.exists() and out.resolve() == folder.resolve():
+        raise GenkitError("--out must be another folder than the model's own")
+    check_output_folder(out, own=False, overwrite=args.overwrite, what="--out")
+    pipeline = load(folder)
+    with staged_folder(out) as tmp:
+        plugin.export(pipeline, tmp)
     print(f"exported to {args.out}")
 
 
@@ -272,7 +312,7 @@ def cmd_space(args) -> None:
     from genkit import spaces
 
     if args.space_command == "build":
-        out = spaces.build_space(args.model, args.out, title=args.title, hub_id=args.hub_id)
+        out = spaces.build_space(args.model, args.out, title=args.title, hub_id=args.hub_id, overwrite=args.overwrite)
         print(f"Space written to {out}")
     else:
         plan = spaces.push_space(args.folder, args.space_id, private=args.private, dry_run=args.dry_run)
@@ -302,6 +342,10 @@ def main(argv: list[str] | None = None) -> int:
             ](args)
     except GenkitError as exc:
         print(f"genkit: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the file system said no (a read-only folder, a full disk): the user's to fix
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"genkit: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("genkit: interrupted; continue a training run with --resume latest", file=sys.stderr)

@@ -439,7 +439,10 @@ class ImageTensorDataset(torch.utils.data.Dataset):
 def prepare_images(splits: datasets.DatasetDict, config: dict) -> PreparedData:
     """Decode and resize every image once into memory; ``config`` gives image_size, channels (or None) and dataset."""
     image_size = config["image_size"]
-    decoded = {name: list(splits[name]["image"]) for name in ("train", "test")}
+    skip = bool(config.get("skip_bad_images"))
+    decoded, kept = {}, {}
+    for name in ("train", "test"):
+        decoded[name], kept[name] = _decode_images(splits[name], str(config["dataset"]), skip)
     channels = config.get("channels")
     if channels is None:  # the data's own: 1 when every image is grayscale
         modes = {im.mode for images in decoded.values() for im in images}
@@ -450,7 +453,11 @@ def prepare_images(splits: datasets.DatasetDict, config: dict) -> PreparedData:
     label_feature = splits["train"].features.get("label")
     parts = {}
     for name, images in decoded.items():
-        labels = torch.tensor(list(splits[name]["label"]), dtype=torch.int64) if label_feature is not None else None
+        labels = None
+        if label_feature is not None:
+            labels = torch.tensor(list(splits[name]["label"]), dtype=torch.int64)[
+                torch.tensor(kept[name], dtype=torch.long)
+            ]
         parts[name] = ImageTensorDataset(_images_to_uint8(images, image_size, channels), labels)
     info = DataInfo(
         task="image",
@@ -461,6 +468,40 @@ def prepare_images(splits: datasets.DatasetDict, config: dict) -> PreparedData:
         class_names=list(label_feature.names) if label_feature is not None else None,
     )
     return PreparedData(train=parts["train"], test=parts["test"], info=info)
+
+
+def _decode_images(split: datasets.Dataset, source: str, skip_bad: bool) -> tuple[list[Image.Image], list[int]]:
+    """Decode every image of ``split``; an unreadable one is named (file and row), or skipped with a warning."""
+    import io
+    import warnings
+
+    raw = split.cast_column("image", datasets.Image(decode=False))["image"]
+    images, kept, bad = [], [], []
+    for i, item in enumerate(raw):
+        where = item.get("path") or f"row {i}"
+        try:
+            with Image.open(io.BytesIO(item["bytes"]) if item.get("bytes") else item["path"]) as im:
+                im.load()
+                if im.width == 0 or im.height == 0:
+                    raise ValueError("the image is empty (0 pixels)")
+                images.append(im.copy())
+            kept.append(i)
+        except (OSError, ValueError, Image.DecompressionBombError) as err:
+            if not skip_bad:
+                raise DataError(
+                    f"cannot read image {where} in dataset {source!r} ({type(err).__name__}: {_first_line(err)}); "
+                    "pass --skip-bad-images to train without the unreadable files"
+                ) from None
+            bad.append(str(where))
+    if bad:
+        warnings.warn(
+            f"skipped {len(bad)} unreadable image(s) of dataset {source!r}: {', '.join(bad[:5])}"
+            + (" ..." if len(bad) > 5 else ""),
+            stacklevel=2,
+        )
+    if not images:
+        raise DataError(f"dataset {source!r} has no readable images")
+    return images, kept
 
 
 def _images_to_uint8(images: list[Image.Image], image_size: int, channels: int) -> torch.Tensor:

@@ -6,12 +6,15 @@ Every genkit model folder holds config JSON, ``.safetensors`` weights, a model c
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import json
 import os
 import re
+import shutil
 import struct
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,10 @@ from genkit.errors import ConfigError, GenkitError, PickleRefusedError, WeightsE
 __all__ = [
     "METADATA_FILE",
     "PICKLE_SUFFIXES",
+    "allowed_libraries",
     "check_folder",
+    "check_weights_fit",
+    "component_classes",
     "load",
     "push_to_hub",
     "read_metadata",
@@ -78,6 +84,35 @@ def _check_safetensors(file: Path) -> None:
         )
 
 
+def _safetensors_shapes(file: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape, read from the header alone (the file was checked by ``_check_safetensors``)."""
+    with open(file, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+    return {k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"}
+
+
+def check_weights_fit(module, weights_file: str | Path, config_file: str | Path) -> None:
+    """Compare a module built from ``config_file`` (on the meta device: no memory) with the tensors of
+    ``weights_file``; a missing, unexpected or differently shaped tensor is named with both shapes."""
+    weights_file, config_file = Path(weights_file), Path(config_file)
+    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    found = _safetensors_shapes(weights_file)
+    tied = {k for k in expected if k not in found and any(expected[k] == s for s in found.values())}
+    missing = sorted(set(expected) - set(found) - tied)
+    if missing:
+        raise WeightsError(f"{weights_file} lacks tensor {missing[0]!r} that {config_file} asks for")
+    unexpected = sorted(set(found) - set(expected))
+    if unexpected:
+        raise WeightsError(f"{weights_file} holds tensor {unexpected[0]!r} that {config_file} does not describe")
+    for name, shape in expected.items():
+        if name in found and found[name] != shape:
+            raise WeightsError(
+                f"{weights_file}: tensor {name!r} has shape {list(found[name])}, but {config_file} makes it "
+                f"{list(shape)}; the config and the weights disagree"
+            )
+
+
 def check_folder(folder: str | Path) -> None:
     """Refuse pickle weights, and check every safetensors file and JSON config in ``folder``."""
     folder = Path(folder)
@@ -128,27 +163,94 @@ def validate_config(cls: type, config_file: str | Path) -> None:
             )
 
 
-def validate_pipeline_folder(folder: str | Path) -> None:
-    """Validate each component config of a diffusers pipeline folder against the class named in model_index.json."""
-    folder = Path(folder)
+def allowed_libraries() -> set[str]:
+    """Top-level packages a ``model_index.json`` may name: diffusers, transformers and installed genkit plugins.
+
+    Read from the installed distributions' entry points, so nothing is imported to answer.
+    """
+    from importlib.metadata import entry_points
+
+    return {"diffusers", "transformers"} | {ep.module.split(".")[0] for ep in entry_points(group="genkit.plugins")}
+
+
+def _component_specs(folder: Path) -> list[tuple[str, str, str, bool]]:
+    """(component, library, class, shipped) for every component ``model_index.json`` names, each allow-listed.
+
+    Checked before anything is imported: a library name is a module path, and importing one that is not
+    installed could run a ``.py`` file from the model folder (or the current folder) instead. ``shipped`` marks
+    a ``[file, class]`` entry whose file is in the component's folder (a diffusers custom component): genkit never
+    imports that file; the class is matched by name with an installed one (``component_classes``).
+    """
     index_file = folder / "model_index.json"
-    if not index_file.exists():
-        return
-    for component, spec in json.loads(index_file.read_text()).items():
+    index = json.loads(index_file.read_text())
+    if not isinstance(index, dict):
+        raise ConfigError(f"{index_file}: expected a JSON object of components")
+    allowed = allowed_libraries()
+    specs = []
+    for component, spec in index.items():
         if component.startswith("_") or not isinstance(spec, list) or spec[0] is None:
             continue
+        if len(spec) != 2 or not all(isinstance(x, str) and x for x in spec):
+            raise ConfigError(f"{index_file}: component {component!r} must be [library, class], got {spec!r}")
         library, class_name = spec
+        shipped = re.fullmatch(r"\w+", library) is not None and (folder / component / f"{library}.py").is_file()
+        if not shipped and (library.split(".")[0] not in allowed or not re.fullmatch(r"[A-Za-z_][\w.]*", library)):
+            raise ConfigError(
+                f"{index_file}: component {component!r} names library {library!r}, which genkit does not import "
+                f"(allowed: {', '.join(sorted(allowed))}); code from a model folder is never run"
+            )
+        specs.append((component, library, class_name, shipped))
+    return specs
+
+
+def component_classes(folder: str | Path, pipeline_cls: type | None = None) -> dict[str, type]:
+    """Component name -> the installed class that loads it. Shipped code is matched by class name with the classes
+    that ``pipeline_cls``'s own module imports (a genkit plugin's), and never imported from the folder."""
+    folder = Path(folder)
+    index_file = folder / "model_index.json"
+    classes = {}
+    for component, library, class_name, shipped in _component_specs(folder):
+        if shipped:
+            namespace = sys.modules[pipeline_cls.__module__] if pipeline_cls is not None else None
+            cls = getattr(namespace, class_name, None)
+            if not inspect.isclass(cls) or cls.__module__.split(".")[0] not in allowed_libraries():
+                raise ConfigError(
+                    f"{index_file}: component {component!r} ships its own code ({component}/{library}.py, class "
+                    f"{class_name}), and no installed genkit plugin defines {class_name} for "
+                    f"{getattr(pipeline_cls, '__name__', 'this pipeline')}; genkit never runs a model folder's code"
+                )
+        else:
+            try:
+                cls = getattr(importlib.import_module(library), class_name)
+            except (ImportError, AttributeError) as exc:
+                raise ConfigError(
+                    f"{index_file}: component {component!r} names {library}.{class_name}: {exc}"
+                ) from None
+        classes[component] = cls
+    return classes
+
+
+def validate_pipeline_folder(folder: str | Path, pipeline_cls: type | None = None) -> None:
+    """Validate each component config of a diffusers pipeline folder against the class named in model_index.json,
+    and its weights against the module that config describes."""
+    folder = Path(folder)
+    if not (folder / "model_index.json").exists():
+        return
+    for component, cls in component_classes(folder, pipeline_cls).items():
         config_file = folder / component / "config.json"
         if not config_file.exists():
             config_file = folder / component / "scheduler_config.json"
         if not config_file.exists():
             raise ConfigError(f"{folder / component}: missing config.json for component {component!r}")
-        try:
-            cls = getattr(importlib.import_module(library), class_name)
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"{index_file}: component {component!r} names {library}.{class_name}: {exc}") from None
         if hasattr(cls, "config_name") and config_file.name == "config.json":
             validate_config(cls, config_file)
+            weights = sorted((folder / component).glob("*.safetensors"))
+            if weights and hasattr(cls, "from_config"):
+                import torch
+
+                with torch.device("meta"):
+                    module = cls.from_config(cls.load_config(str(folder / component)))
+                check_weights_fit(module, weights[0], config_file)
 
 
 # ---- genkit metadata -----------------------------------------------------------------------------------------------
@@ -162,6 +264,11 @@ def write_metadata(folder: str | Path, plugin: str, **fields: Any) -> None:
 def read_metadata(folder: str | Path) -> dict[str, Any]:
     file = Path(folder) / METADATA_FILE
     if not file.exists():
+        if is_interrupted_save(folder):
+            raise GenkitError(
+                f"{folder}: the final save of its training run was interrupted; run the same `genkit train` "
+                "command with --resume latest to write the model again"
+            )
         raise GenkitError(f"{folder} is not a genkit model: it has no {METADATA_FILE}")
     try:
         meta = json.loads(file.read_text())
@@ -179,8 +286,62 @@ def load(path_or_repo_id: str | os.PathLike, revision: str | None = None):
     folder = resolve(path_or_repo_id, revision=revision)
     meta = read_metadata(folder)
     check_folder(folder)
-    validate_pipeline_folder(folder)
-    return get_plugin(meta["plugin"]).load_pipeline(folder)
+    plugin = get_plugin(meta["plugin"])
+    validate_pipeline_folder(folder, plugin.pipeline_class)
+    return plugin.load_pipeline(folder)
+
+
+# ---- writing a model folder safely --------------------------------------------------------------------------------
+STAGING_DIR = ".tmp-model"  # where a run's final model is written before it is moved into the output folder
+_REPLACED_DIR = ".old-model"
+
+
+@contextlib.contextmanager
+def staged_folder(dest: str | Path):
+    """Yield an empty sibling of ``dest`` to write a whole new folder into; on success it replaces ``dest``.
+
+    The swap is two renames on one filesystem, so a crash leaves the old folder or the new one, never a mix; a
+    crash while writing leaves only a hidden ``.<name>.tmp-*`` sibling, removed on the next try.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = dest.parent / f".{dest.name}.old-{os.getpid()}"
+    if dest.exists():
+        dest.rename(old)
+    tmp.rename(dest)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def move_model_into(staging: Path, output: Path) -> None:
+    """Move a model written in ``staging`` (inside ``output``) over the model files of ``output``.
+
+    Checkpoints, logs and interim samples of the run stay. genkit.json goes first out and last in: while it is
+    missing the folder does not load, and ``genkit.load`` says that the final save was interrupted.
+    """
+    replaced = output / _REPLACED_DIR
+    shutil.rmtree(replaced, ignore_errors=True)
+    replaced.mkdir()
+    entries = sorted(staging.iterdir(), key=lambda p: p.name == METADATA_FILE)  # genkit.json last
+    for new in entries:
+        if (output / new.name).exists():
+            (output / new.name).rename(replaced / new.name)
+    for new in entries:
+        new.rename(output / new.name)
+    staging.rmdir()
+    shutil.rmtree(replaced)
+
+
+def is_interrupted_save(folder: str | Path) -> bool:
+    folder = Path(folder)
+    return (folder / STAGING_DIR).exists() or (folder / _REPLACED_DIR).exists()
 
 
 # ---- publishing ----------------------------------------------------------------------------------------------------
@@ -234,12 +395,25 @@ def push_to_hub(
 
         api = HfApi()
     url = api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True, **create_kwargs)
+    ignore = ["checkpoint-*", "checkpoint-*/*", ".*", ".*/*", "**/__pycache__/*"]
+    card = folder / "README.md"
+    rewrite_card = repo_type == "model" and card.is_file()
     api.upload_folder(
         folder_path=str(folder),
         repo_id=repo_id,
         repo_type=repo_type,
         commit_message=commit_message,
-        ignore_patterns=["checkpoint-*", "checkpoint-*/*", ".*", ".*/*", "**/__pycache__/*"],
+        ignore_patterns=ignore + (["README.md"] if rewrite_card else []),
     )
+    if rewrite_card:  # the uploaded card's snippets load the repo, not the local folder it was written in
+        from genkit.card import set_card_repo
+
+        api.upload_file(
+            path_or_fileobj=set_card_repo(card.read_text(), repo_id).encode(),
+            path_in_repo="README.md",
+            repo_id=repo_id,
+            repo_type=repo_type,
+            commit_message=commit_message,
+        )
     plan["url"] = str(url)
     return plan

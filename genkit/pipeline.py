@@ -1,21 +1,127 @@
-"""Base class for genkit's diffusers pipelines: ``from_pretrained`` checks the folder before diffusers reads it."""
+"""Base class for genkit's diffusers pipelines: folders that carry their own code, and a loader that never runs it.
+
+``save_pretrained`` writes a diffusers custom-pipeline folder: next to the configs and safetensors it ships the
+pipeline's module (``pipeline_vae.py``) and each genkit component's module (``vae/modeling_vae.py``), with the genkit
+imports swapped for their diffusers equivalents, and ``model_index.json`` names them as ``[file, class]`` the way
+diffusers' custom pipelines do. Stock diffusers loads such a folder where genkit is not installed with
+``DiffusionPipeline.from_pretrained(path, trust_remote_code=True)``.
+
+``from_pretrained`` here reads the same folder with genkit's own installed classes, matched by class name, and never
+imports a file from the folder; it also refuses pickle and names the file and field of a bad config or weights file.
+"""
 
 from __future__ import annotations
 
+import ast
+import inspect
+import json
+import sys
+import warnings
+from pathlib import Path
+
 from diffusers import DiffusionPipeline
 
-from genkit.io import check_folder, resolve, validate_pipeline_folder
+from genkit.errors import ConfigError
+from genkit.io import check_folder, component_classes, resolve, validate_pipeline_folder
 
-__all__ = ["GenkitPipeline"]
+__all__ = ["EXPORT_MARK", "GenkitPipeline", "genkit_free_source"]
+
+# A source line ending in this comment is replaced, in shipped copies, by the text after it: e.g.
+# `from genkit.pipeline import GenkitPipeline  # export: from diffusers import DiffusionPipeline as GenkitPipeline`.
+EXPORT_MARK = "# export: "
+
+
+def genkit_free_source(file: str | Path) -> str:
+    """The source of ``file`` with its export-marked lines swapped; an import of genkit left over is an error."""
+    file = Path(file)
+    lines = []
+    for line in file.read_text().splitlines(keepends=True):
+        if EXPORT_MARK in line:
+            indent = line[: len(line) - len(line.lstrip())]
+            line = indent + line.split(EXPORT_MARK, 1)[1].strip() + "\n"
+        lines.append(line)
+    source = "".join(lines)
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names = [node.module or ""]
+        else:
+            continue
+        if any(name.split(".")[0].startswith("genkit") for name in names):
+            raise RuntimeError(f"{file}:{node.lineno} imports {names[0]}; mark the line with {EXPORT_MARK!r}...")
+    return source
 
 
 class GenkitPipeline(DiffusionPipeline):
-    """A ``DiffusionPipeline`` that refuses pickle and names the file and field of a bad config or weights file."""
+    """A ``DiffusionPipeline`` whose folders load in stock diffusers (shipped code) and in genkit (its own classes)."""
+
+    def save_pretrained(self, save_directory, **kwargs):
+        kwargs.setdefault("safe_serialization", True)
+        super().save_pretrained(save_directory, **kwargs)
+        self._ship_code(Path(save_directory))
+
+    def _ship_code(self, folder: Path) -> None:
+        index_file = folder / "model_index.json"
+        index = json.loads(index_file.read_text())
+        pipeline_file = Path(inspect.getfile(type(self)))
+        modules = {}  # component -> its module file, for the components whose code diffusers does not have
+        for name, spec in index.items():
+            if name.startswith("_") or not isinstance(spec, list) or spec[0] is None:
+                continue
+            if spec[0].split(".")[0] not in ("diffusers", "transformers"):
+                modules[name] = Path(inspect.getfile(type(getattr(self, name))))
+        try:
+            sources = {f: genkit_free_source(f) for f in {pipeline_file, *modules.values()}}
+            if any(f.stem == "__init__" for f in sources):
+                raise RuntimeError(f"{type(self).__name__} and its components need modules of their own")
+        except RuntimeError as exc:
+            warnings.warn(
+                f"{folder} loads with genkit only: {exc} (docs/plugins.md says how a pipeline ships its code)",
+                stacklevel=3,
+            )
+            return
+        (folder / pipeline_file.name).write_text(sources[pipeline_file])
+        index["_class_name"] = [pipeline_file.stem, type(self).__name__]
+        for name, module_file in modules.items():
+            (folder / name / module_file.name).write_text(sources[module_file])  # where diffusers looks for it
+            (folder / module_file.name).write_text(sources[module_file])  # beside the pipeline: its relative import
+            index[name] = [module_file.stem, index[name][1]]
+        index_file.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
         folder = resolve(pretrained_model_name_or_path, revision=kwargs.pop("revision", None))
         check_folder(folder)
-        validate_pipeline_folder(folder)
+        validate_pipeline_folder(folder, cls)
+        index = json.loads((folder / "model_index.json").read_text())
+        if isinstance(index.get("_class_name"), list):
+            return cls._from_shipped_folder(folder, index, **kwargs)
         kwargs.setdefault("use_safetensors", True)
         return super().from_pretrained(str(folder), **kwargs)
+
+    @classmethod
+    def _from_shipped_folder(cls, folder: Path, index: dict, torch_dtype=None, use_safetensors: bool = True):
+        """Build the pipeline from its components, each loaded with genkit's (or diffusers') own class."""
+        from diffusers import SchedulerMixin
+
+        name = index["_class_name"][1]
+        if name != cls.__name__:
+            pipeline_cls = getattr(sys.modules[cls.__module__], name, None)
+            if not (inspect.isclass(pipeline_cls) and issubclass(pipeline_cls, GenkitPipeline)):
+                raise ConfigError(f"{folder / 'model_index.json'}: _class_name {name!r} is not a {cls.__name__}")
+            cls = pipeline_cls
+        if not use_safetensors:
+            raise ConfigError("genkit loads .safetensors only (use_safetensors=False is not supported)")
+        params = inspect.signature(cls.__init__).parameters
+        components = {}
+        for component, component_cls in component_classes(folder, cls).items():
+            if issubclass(component_cls, SchedulerMixin):
+                components[component] = component_cls.from_pretrained(str(folder), subfolder=component)
+            else:
+                loaded = component_cls.from_pretrained(str(folder / component), use_safetensors=True)
+                components[component] = loaded.to(torch_dtype) if torch_dtype is not None else loaded
+        extras = {k: v for k, v in index.items() if not k.startswith("_") and k not in components and k in params}
+        pipeline = cls(**components, **extras)
+        pipeline.register_to_config(_name_or_path=str(folder))
+        return pipeline

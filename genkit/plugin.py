@@ -96,13 +96,20 @@ class Plugin(ABC):
 
     name: str
     task: str  # "image" | "text"
-    pipeline_tag: str  # Hub pipeline tag for the model card
+    pipeline_tag: str  # Hub pipeline tag for the model card (class-conditional models get none: see card.py)
+    # The model card's library_name: the library whose from_pretrained loads the folder (`genkit` stays a tag).
+    library_name: str = "diffusers"
     default_dataset: str
     presets: dict[str, dict[str, Any]]  # "tiny" | "small" | "base" -> overrides of `defaults`
     defaults: dict[str, Any]  # every config key the plugin reads, with its reference value
+    # Numeric config keys of the plugin and what they may be: key -> (int | float, interval such as "[1, 4096]").
+    # Checked with the trainer's own limits when a run's config is resolved, so a bad value is refused at once.
+    limits: dict[str, tuple[type, str]] = {}
     # Module name -> EMA decay. The trainer keeps an EMA copy of each and builds the final pipeline from it.
     ema: dict[str, float] = {}
     pipeline_class: type | None = None  # a DiffusionPipeline subclass for the default save/load hooks
+    # Config keys a fine-tuning base fixes (architecture, noise schedule): see ``base_settings``.
+    base_keys: tuple[str, ...] = ()
     # Lines shown in the model card's "Use" section after `pipe = genkit.load(...)`; they must run as written.
     card_usage: str = ""
 
@@ -151,6 +158,33 @@ class Plugin(ABC):
     def modules_from_pipeline(self, pipeline) -> dict[str, nn.Module]:
         """The trainable modules inside a loaded pipeline, for fine-tuning (``genkit train --init-from``)."""
         return {k: v for k, v in pipeline.components.items() if isinstance(v, nn.Module)}
+
+    # ---- fine-tuning (`genkit train --init-from BASE`) -------------------------------------------------------------
+    def base_settings(self, folder: Path) -> dict[str, Any]:
+        """The config values a fine-tuning base fixes: its ``base_keys``, image size and channels. They replace the
+        preset's, and a flag that would change one is refused. By default the base is a genkit folder of this plugin;
+        a plugin that fine-tunes other formats (the DDPM plugin: stock diffusers folders) overrides this."""
+        from genkit.errors import GenkitError
+        from genkit.io import read_metadata
+
+        meta = read_metadata(folder)
+        if meta["plugin"] != self.name:
+            raise GenkitError(
+                f"--init-from {str(folder)!r} is a {meta['plugin']} model; `genkit train {self.name}` fine-tunes "
+                f"{self.name} models"
+            )
+        config, data = meta.get("config", {}), meta.get("data", {})
+        settings = {k: config[k] for k in self.base_keys if k in config}
+        if self.task == "image":
+            settings.update(image_size=data.get("image_size"), channels=data.get("num_channels"))
+        return {k: v for k, v in settings.items() if v is not None}
+
+    def modules_from_base(self, folder: Path, data: PreparedData) -> dict[str, nn.Module]:
+        """The trainable modules of a fine-tuning base, loaded once (``base_settings`` has accepted the folder) and
+        fitted to the prepared data; a base that cannot train on it (another number of classes) is refused here."""
+        from genkit.io import load
+
+        return self.modules_from_pipeline(load(folder))
 
     def save_pipeline(self, pipeline, path: str | Path) -> None:
         pipeline.save_pretrained(str(path), safe_serialization=True)

@@ -107,22 +107,23 @@ def _model_license(folder: Path) -> str | None:
     return ModelCard.load(card).data.license if card.is_file() else None
 
 
-def build_space(model: str, out: str | Path, *, title: str | None = None, hub_id: str | None = None) -> Path:
+def build_space(
+    model: str, out: str | Path, *, title: str | None = None, hub_id: str | None = None, overwrite: bool = False
+) -> Path:
     """Write a ready-to-publish Gradio Space for ``model`` (folder or Hub id) into the new folder ``out``.
 
     The model's files are copied into ``out/model`` unless ``hub_id`` is given: then the Space loads the model
     from that Hub repo when it starts, and the folder holds no weights.
     """
-    import gradio
-    from huggingface_hub import SpaceCard
-
-    from genkit.io import check_folder, read_metadata, resolve, upload_plan
+    from genkit.io import check_folder, read_metadata, resolve, staged_folder, validate_pipeline_folder
     from genkit.registry import get_plugin
+    from genkit.validation import check_output_folder
 
     folder = resolve(model)
     meta = read_metadata(folder)
     check_folder(folder)
     plugin = get_plugin(meta["plugin"])
+    validate_pipeline_folder(folder, plugin.pipeline_class)  # a Space loads the copy as genkit.load does
     if not SPACES_DIR.is_dir():
         raise GenkitError(
             "the Space templates (package genkit_spaces) are not installed: reinstall genkit "
@@ -132,10 +133,20 @@ def build_space(model: str, out: str | Path, *, title: str | None = None, hub_id
     if not (template / APP_FILE).is_file():
         known = ", ".join(sorted(p.name for p in SPACES_DIR.iterdir() if (p / APP_FILE).is_file()))
         raise GenkitError(f"no Space template for plugin {plugin.name!r} in {SPACES_DIR}; there are: {known}")
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise GenkitError(f"{str(out)!r} exists and is not empty; give a new --out folder")
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_output_folder(out, own=False, overwrite=overwrite, what="--out")
+    if out.exists() and out.resolve() == folder.resolve():
+        raise GenkitError("--out must be another folder than the model's own")
+    with staged_folder(out) as tmp:
+        _write_space(tmp, model, folder, meta, plugin, template, title=title, hub_id=hub_id)
+    return out
+
+
+def _write_space(out: Path, model: str, folder: Path, meta: dict, plugin, template: Path, *, title, hub_id) -> None:
+    import gradio
+    from huggingface_hub import SpaceCard
+
+    from genkit.io import upload_plan
+
     # The model is a Hub repo when named by --hub-id, or when MODEL itself was a repo id rather than a folder.
     repo_id = hub_id or (None if Path(model).expanduser().is_dir() else str(model))
 
@@ -181,7 +192,6 @@ def build_space(model: str, out: str | Path, *, title: str | None = None, hub_id
         sdk_version=sdk_version,
     )
     card.save(out / "README.md")
-    return out
 
 
 def push_space(folder: str | Path, space_id: str, *, private: bool = False, dry_run: bool = False, api=None):

@@ -10,6 +10,7 @@ import contextlib
 import copy
 import json
 import math
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,11 @@ import torch
 from torch import nn
 
 from genkit import checkpoint as ckpt
-from genkit.errors import ConfigError, GenkitError, TrainingError
+from genkit.errors import ConfigError, GenkitError, TrainingError, WeightsError
 from genkit.plugin import OptimizerSpec, StepContext
+from genkit.validation import check_limits, flag
 
-__all__ = ["TRAINER_DEFAULTS", "EpochSampler", "Trainer", "resolve_config"]
+__all__ = ["TRAINER_DEFAULTS", "TRAINER_LIMITS", "EpochSampler", "Trainer", "resolve_config"]
 
 # Trainer settings every plugin shares. A plugin's `defaults` and presets may override any of them.
 TRAINER_DEFAULTS: dict[str, Any] = {
@@ -51,27 +53,71 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "image_column": None,
     "label_column": None,
     "text_column": None,
+    "skip_bad_images": False,  # True: leave out unreadable image files (each named in a warning) instead of stopping
 }
 
 
-def resolve_config(plugin, preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    """Trainer defaults < plugin defaults < preset < explicit command-line values (None means "not given")."""
+# What each numeric trainer setting may be (genkit.validation.check_value); a plugin declares its own in `limits`.
+TRAINER_LIMITS: dict[str, tuple[type, str]] = {
+    "max_steps": (int, "[1, 1e9]"),
+    "epochs": (float, "(0, 1e6]"),
+    "batch_size": (int, "[1, 65536]"),
+    "lr": (float, "(0, inf)"),  # finite and positive; a huge one is allowed (it stops on a NaN loss, naming the step)
+    "warmup_steps": (int, "[0, 1e9]"),
+    "grad_accum": (int, "[1, 65536]"),
+    "max_grad_norm": (float, "[0, 1e6]"),
+    "seed": (int, "[0, 4294967295]"),  # numpy's seed range
+    "checkpoint_every": (int, "[0, 1e9]"),  # 0: only the final checkpoint
+    "checkpoints_total_limit": (int, "[0, 1e6]"),  # 0: keep every checkpoint
+    "sample_every": (int, "[0, 1e9]"),
+    "log_every": (int, "[1, 1e9]"),
+    "num_sample_images": (int, "[1, 1024]"),
+    "image_size": (int, "[8, 1024]"),  # 1024 px: far past what these models train on, before memory runs out
+    "num_samples": (int, "[2, 1e8]"),
+    "test_fraction": (float, "(0, 1)"),
+}
+
+
+def resolve_config(plugin, preset: str, overrides: dict[str, Any], init_from: str | None = None) -> dict[str, Any]:
+    """Trainer defaults < plugin defaults < preset < a fine-tuning base's settings < explicit command-line values
+    (None means "not given"). An explicit value that would change the base (``init_from``: a folder, Hub id or cached
+    id) is refused. An explicit ``epochs`` wins over a preset's ``max_steps``; giving both is an error.
+    """
+    from diffusers.optimization import SchedulerType
+
     if preset not in plugin.presets:
         raise ConfigError(f"unknown preset {preset!r} for plugin {plugin.name!r}; known: {', '.join(plugin.presets)}")
-    config = {**TRAINER_DEFAULTS, **plugin.defaults, **plugin.presets[preset]}
-    config.update({k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if given.get("max_steps") is not None and given.get("epochs") is not None:
+        raise ConfigError("give --max-steps or --epochs, not both")
+    config = {**TRAINER_DEFAULTS, **plugin.defaults, **plugin.presets[preset], **given}
+    if "epochs" in given:
+        config["max_steps"] = None  # converted from the epochs once the data is known
+    config["init_from"] = init_from
+    if init_from:
+        from genkit.io import resolve
+
+        base = plugin.base_settings(resolve(init_from))
+        for key, value in base.items():
+            if key in given and given[key] != value:
+                raise ConfigError(
+                    f"{flag(key)} {given[key]!r} would change the base model: {init_from} has {key} = {value!r}; "
+                    "leave the flag out to fine-tune it"
+                )
+        config.update(base)
+        # the model card's base_model: the Hub id, or the folder's name (a local path means nothing on the Hub)
+        local = Path(init_from).expanduser().is_dir()
+        config["base_model"] = Path(init_from).expanduser().resolve().name if local else init_from
     config["preset"] = preset
     config["plugin"] = plugin.name
     if config["dataset"] is None:
         config["dataset"] = plugin.default_dataset
     if config["mixed_precision"] not in ("no", "fp16", "bf16"):
         raise ConfigError(f"--mixed-precision must be no, fp16 or bf16, got {config['mixed_precision']!r}")
-    for key in ("batch_size", "grad_accum"):
-        if int(config[key]) < 1:
-            raise ConfigError(f"--{key.replace('_', '-')} must be >= 1, got {config[key]}")
-    if config["max_steps"] is not None and config["epochs"] is not None and "max_steps" in overrides:
-        if overrides.get("max_steps") is not None and overrides.get("epochs") is not None:
-            raise ConfigError("give --max-steps or --epochs, not both")
+    check_limits(config, {**TRAINER_LIMITS, **plugin.limits})
+    schedulers = [t.value for t in SchedulerType]
+    if config["lr_scheduler"] not in schedulers:
+        raise ConfigError(f"unknown --lr-scheduler {config['lr_scheduler']!r}; known: {', '.join(schedulers)}")
     if config["output"] is None:
         config["output"] = str(Path("outputs") / f"{plugin.name}-{Path(str(config['dataset'])).name}")
     return config
@@ -99,14 +145,13 @@ class EpochSampler(torch.utils.data.Sampler):
 class Trainer:
     """Trains one plugin on its prepared data; ``train()`` returns the output folder."""
 
-    def __init__(self, plugin, config: dict[str, Any], resume: str | None = None, init_from: str | None = None):
+    def __init__(self, plugin, config: dict[str, Any], resume: str | None = None):
         from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
         from accelerate.state import AcceleratorState, GradientState
         from accelerate.utils import ProjectConfiguration
 
-        self.plugin, self.config, self.resume, self.init_from = plugin, config, resume, init_from
-        # Recorded in the model's config, and read by plugins whose data depends on the model (a tokenizer).
-        config["init_from"] = init_from
+        self.plugin, self.config, self.resume = plugin, config, resume
+        self.init_from = config.get("init_from")  # a fine-tuning base, accepted by resolve_config
         self.output = Path(config["output"])
         self.specs: list[OptimizerSpec] = plugin.optimizers(config)
         handlers = []
@@ -149,9 +194,9 @@ class Trainer:
             )
             self.data = plugin.prepare_data(splits, config)
         if self.init_from:
-            from genkit.io import load
+            from genkit.io import resolve
 
-            self.modules = plugin.modules_from_pipeline(load(self.init_from))
+            self.modules = plugin.modules_from_base(resolve(self.init_from), self.data)
         else:
             self.modules = plugin.build(config, self.data.info)
         missing = {m for s in self.specs for m in s.modules} - set(self.modules)
@@ -264,8 +309,6 @@ class Trainer:
             # trainer_state.json last: a checkpoint without it is incomplete and is never resumed from.
             (tmp / "trainer_state.json").write_text(json.dumps(state, indent=2, default=str))
             if folder.exists():
-                import shutil
-
                 shutil.rmtree(folder)
             tmp.rename(folder)
             ckpt.prune_checkpoints(self.output, self.config["checkpoints_total_limit"])
@@ -276,14 +319,22 @@ class Trainer:
         from safetensors.torch import load_model
 
         acc = self.accelerator
-        state = json.loads((folder / "trainer_state.json").read_text())
+        state = ckpt.verify_checkpoint(folder)
+        made_by = state.get("config", {}).get("plugin")
+        if made_by != self.plugin.name:
+            raise GenkitError(f"{folder} is a checkpoint of plugin {made_by!r}, not {self.plugin.name!r}")
         if state["num_processes"] != acc.num_processes:
             raise GenkitError(
                 f"{folder} was written by {state['num_processes']} processes; resume it with the same number "
                 f"(now {acc.num_processes})"
             )
         for name, module in self.wrapped.items():
-            load_model(acc.unwrap_model(module), str(folder / f"model-{name}.safetensors"))
+            file = folder / f"model-{name}.safetensors"
+            try:
+                load_model(acc.unwrap_model(module), str(file))
+            except RuntimeError as exc:  # missing/unexpected keys or other shapes: another config's checkpoint
+                reason = " ".join(str(exc).split())[:300]
+                raise WeightsError(f"{file} does not fit the model this config builds: {reason}") from None
         for spec, opt, sched in zip(self.specs, self.optimizers, self.schedulers, strict=True):
             ckpt.load_optimizer(folder / f"optimizer-{spec.name}", opt.optimizer if hasattr(opt, "optimizer") else opt)
             sched.load_state_dict(ckpt.load_tensors_and_json(folder / f"scheduler-{spec.name}"))
@@ -450,25 +501,28 @@ class Trainer:
         if not acc.is_main_process:
             return
         from genkit.card import write_model_card
-        from genkit.io import write_metadata
+        from genkit.io import STAGING_DIR, move_model_into, write_metadata
         from genkit.samples import write_samples
 
+        # Written beside the old model, then moved over it: a crash now leaves the old model or the new one.
+        staging = self.output / STAGING_DIR
+        shutil.rmtree(staging, ignore_errors=True)
         pipeline = self.pipeline()
-        self.plugin.save_pipeline(pipeline, self.output)
+        self.plugin.save_pipeline(pipeline, staging)
         info = self.data.info
-        write_metadata(self.output, self.plugin.name, data=info.__dict__, config=self.config, train_seconds=elapsed)
+        write_metadata(staging, self.plugin.name, data=info.__dict__, config=self.config, train_seconds=elapsed)
         sample_file = "samples.png" if self.plugin.task == "image" else "samples.txt"
-        write_samples(
-            self.plugin, pipeline, self.output / sample_file, n=int(self.config["num_sample_images"]), seed=0
-        )
+        write_samples(self.plugin, pipeline, staging / sample_file, n=int(self.config["num_sample_images"]), seed=0)
         evaluation = self.plugin.evaluate(pipeline, self.data, self.config) if self.config["eval"] else None
         if evaluation:
-            (self.output / "eval_results.json").write_text(json.dumps(evaluation, indent=2, default=str))
+            (staging / "eval_results.json").write_text(json.dumps(evaluation, indent=2, default=str))
             acc.print(json.dumps(evaluation["metrics"]))
         write_model_card(
-            self.output,
+            staging,
             plugin=self.plugin,
             dataset=str(self.config["dataset"]),
             config=self.config,
             evaluation=evaluation,
+            repo_or_path=str(self.output),
         )
+        move_model_into(staging, self.output)

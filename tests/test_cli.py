@@ -34,7 +34,10 @@ def one_line_error(code: int, err: str, *fragments: str) -> None:
         (["train", "vae", "--preset", "huge"], ["unknown preset 'huge'", "tiny, small, base"]),
         (["train", "vae", "--preset", "tiny", "--dataset", "no-such-data"], ["no-such-data"]),
         (["train", "vae", "--preset", "tiny", "--dataset", "stdlib"], ["stdlib"]),
-        (["train", "vae", "--preset", "tiny", "--batch-size", "0"], ["--batch-size must be >= 1"]),
+        (
+            ["train", "vae", "--preset", "tiny", "--batch-size", "0"],
+            ["--batch-size must be an integer in [1, 65536], got 0"],
+        ),
         (["train", "vae", "--preset", "tiny", "--batch-size", "5000"], ["fewer than one batch"]),
         (["train", "vae", "--mixed-precision", "fp8"], ["invalid choice: 'fp8'"]),
         (["train", "vae", "--max-steps", "5", "--epochs", "2"], ["not allowed with argument"]),
@@ -53,7 +56,7 @@ def test_user_mistakes_are_one_clear_line(capsys, tmp_path, monkeypatch, argv, f
 
 def test_sample_rejects_bad_count_and_pickle(capsys, tiny_vae, tmp_path):
     code, _, err = run(capsys, "sample", str(tiny_vae), "--n", "0")
-    one_line_error(code, err, "--n must be >= 1")
+    one_line_error(code, err, "--n must be an integer in [1, 10000], got 0")
     model = tmp_path / "pickled"
     shutil.copytree(tiny_vae, model)
     weights = model / "vae" / "diffusion_pytorch_model.safetensors"

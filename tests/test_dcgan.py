@@ -250,7 +250,7 @@ def test_save_load_round_trip_is_bit_exact_for_both_networks(tiny_dcgan, tmp_pat
         state = getattr(pipe, name).state_dict()
         assert trained.keys() == state.keys()
         assert all(torch.equal(trained[k], state[k]) for k in trained), name
-        assert {p.suffix for p in (tiny_dcgan / name).iterdir()} == {".json", ".safetensors"}
+        assert {p.suffix for p in (tiny_dcgan / name).iterdir()} == {".json", ".safetensors", ".py"}  # + shipped code
     pipe.save_pretrained(tmp_path / "again")
     again = DCGANPipeline.from_pretrained(tmp_path / "again")
     for name in ("generator", "discriminator"):
@@ -405,5 +405,5 @@ def test_conditional_training_on_unlabelled_data_is_a_clear_error(tmp_path, caps
 def test_fine_tuning_with_another_loss_is_a_clear_error(tiny_dcgan, tmp_path, capsys):
     args = ["--preset", "tiny", "--init-from", str(tiny_dcgan), "--output", str(tmp_path / "ft"), "--no-eval"]
     assert train_cli("dcgan", *args, "--loss", "wgan-gp") == 2
-    assert "trained with --loss bce" in capsys.readouterr().err
+    assert "--loss 'wgan-gp' would change the base model" in capsys.readouterr().err
     assert train_cli("dcgan", *args, "--max-steps", "2") == 0  # the same game continues

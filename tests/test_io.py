@@ -33,7 +33,7 @@ def test_save_load_round_trip_is_bit_exact(tiny_vae, tmp_path):
     assert torch.equal(a, b)
     assert not torch.equal(a, pipe.sample(8, seed=4, output_type="pt"))
     files = {p.suffix for p in (tiny_vae / "vae").iterdir()}
-    assert files == {".json", ".safetensors"}
+    assert files == {".json", ".safetensors", ".py"}  # config, weights and the shipped modeling_vae.py
 
 
 def test_load_by_hub_repo_id_from_offline_cache(tiny_vae):
@@ -123,6 +123,9 @@ class RecordingHfApi:
     def upload_folder(self, **kwargs):
         self.calls.append(("upload_folder", kwargs["repo_id"], kwargs))
 
+    def upload_file(self, **kwargs):
+        self.calls.append(("upload_file", kwargs["repo_id"], kwargs))
+
 
 def test_push_dry_run_lists_model_files_but_not_checkpoints(tiny_vae):
     plan = push_to_hub(tiny_vae, "someone/tiny-vae", dry_run=True)
@@ -142,11 +145,19 @@ def test_push_dry_run_lists_model_files_but_not_checkpoints(tiny_vae):
 def test_push_creates_repo_and_uploads_folder(tiny_vae):
     api = RecordingHfApi()
     push_to_hub(tiny_vae, "someone/tiny-vae", private=True, api=api)
-    (name1, repo1, kw1), (name2, repo2, kw2) = api.calls
+    (name1, repo1, kw1), (name2, repo2, kw2), (name3, repo3, kw3) = api.calls
     assert (name1, repo1) == ("create_repo", "someone/tiny-vae")
     assert kw1["private"] is True and kw1["exist_ok"] is True and kw1["repo_type"] == "model"
     assert (name2, repo2) == ("upload_folder", "someone/tiny-vae")
     assert kw2["folder_path"] == str(tiny_vae) and "checkpoint-*" in kw2["ignore_patterns"]
+    # the card goes up on its own, its usage snippets naming the repo instead of the local folder
+    assert "README.md" in kw2["ignore_patterns"]
+    assert (name3, repo3, kw3["path_in_repo"]) == ("upload_file", "someone/tiny-vae", "README.md")
+    card = kw3["path_or_fileobj"].decode()
+    assert 'genkit.load("someone/tiny-vae")' in card
+    assert 'DiffusionPipeline.from_pretrained("someone/tiny-vae", trust_remote_code=True)' in card
+    assert str(tiny_vae) not in card.split("## Use")[1].split("## Training")[0]
+    assert (tiny_vae / "README.md").read_text().count(str(tiny_vae)) >= 1  # the local card is left as it was
 
 
 def test_push_rejects_bad_repo_id(tiny_vae):

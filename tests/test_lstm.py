@@ -239,32 +239,21 @@ def test_plain_transformers_after_import_genkit(trained):
     assert first.startswith("Beautiful is") and [first, second] == expected  # batched (left-padded) == one by one
 
 
-BLOCK_GENKIT = """
-import sys
+NO_GENKIT = """
+import importlib.util
 
-class BlockGenkit:
-    def find_spec(self, name, path=None, target=None):
-        if name.startswith("genkit"):
-            raise ImportError(f"{name} is blocked in this test")
-
-sys.meta_path.insert(0, BlockGenkit())
-try:
-    import genkit  # noqa: F401
-except ImportError:
-    pass
-else:
-    raise SystemExit("genkit should not be importable here")
+assert importlib.util.find_spec("genkit") is None, "genkit must not be importable here"
 """
 
 
-def test_remote_code_export_loads_without_genkit(trained, tmp_path):
+def test_remote_code_export_loads_without_genkit(trained, tmp_path, genkit_free_python):
     out = tmp_path / "exported"
     assert main(["export", str(trained), "--out", str(out)]) == 0
     config = json.loads((out / "config.json").read_text())
     assert config["auto_map"]["AutoModelForCausalLM"] == "modeling_lstm.LSTMForCausalLM"
     files = {p.name for p in out.iterdir()}
     assert {"modeling_lstm.py", "configuration_lstm.py", "README.md", "tokenizer.json"} <= files
-    script = BLOCK_GENKIT + textwrap.dedent(f"""
+    script = NO_GENKIT + textwrap.dedent(f"""
         import torch
         from safetensors.torch import save_file
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -284,11 +273,12 @@ def test_remote_code_export_loads_without_genkit(trained, tmp_path):
     """)
     env_home = tmp_path / "hf"
     result = subprocess.run(
-        [sys.executable, "-c", script],
+        [str(genkit_free_python), "-c", script],  # a virtual environment without genkit, outside the checkout
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,  # transformers asks "run the custom code? [y/N]" on a terminal: answer nothing
         env={**_env(), "HF_HOME": str(env_home)},
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split()[-1].startswith("transformers_modules.")  # the folder's own code ran
@@ -437,3 +427,53 @@ def test_sampling_arguments_and_unknown_prompt_characters(trained):
         plugin.sample(pipe, 1, prompt="")
     with pytest.raises(ValueError, match="sequence >= 1"):
         pipe.model(torch.zeros(1, 0, dtype=torch.long))
+
+
+NEW_TEXT = "Naïve façades fall; üniform ränge wins.\n" * 60  # characters the Zen of Python does not have
+
+
+def test_fine_tuning_reports_the_text_the_base_vocabulary_misses(tmp_path, trained):
+    other = tmp_path / "other.txt"
+    other.write_text(NEW_TEXT)
+    with pytest.warns(UserWarning, match=r"tokens \(\d+\.\d%; \d+ distinct\) are not in the base model's vocabulary"):
+        out = train(tmp_path, "tuned", "--dataset", str(other), "--init-from", str(trained), "--max-steps", "2")
+    assert genkit.load(out).tokenizer.get_vocab() == genkit.load(trained).tokenizer.get_vocab()
+
+
+def test_extend_vocab_grows_only_new_rows(tmp_path, trained):
+    from genkit.data import load_splits
+    from genkit.registry import get_plugin
+    from genkit.trainer import resolve_config
+
+    other = tmp_path / "other.txt"
+    other.write_text(NEW_TEXT)
+    plugin = get_plugin("lstm")
+    config = resolve_config(plugin, "tiny", {"dataset": str(other), "extend_vocab": True}, init_from=str(trained))
+    splits = load_splits(str(other), "text", seed=0)
+    with pytest.warns(UserWarning, match=r"--extend-vocab: added \d+ tokens"):
+        data = plugin.prepare_data(splits, config)
+    base = genkit.load(trained)
+    tokenizer, old_vocab = data.artefacts["tokenizer"], base.tokenizer.get_vocab()
+    assert all(tokenizer.get_vocab()[t] == i for t, i in old_vocab.items())  # every old id kept
+    assert {"ï", "ç", "ü", "ä"} <= set(tokenizer.get_vocab()) and "ï" not in old_vocab
+    assert tokenizer.unk_token_id not in tokenizer(NEW_TEXT)["input_ids"]
+    model = plugin.modules_from_base(trained, data)["model"]
+    n, m = len(old_vocab), len(tokenizer)
+    assert model.config.vocab_size == m > n
+    old_model = base.model
+    assert torch.equal(model.embeddings.weight[:n], old_model.embeddings.weight)  # old rows untouched
+    assert torch.equal(model.lm_head.weight[:n], old_model.lm_head.weight)
+    assert torch.equal(model.lm_head.bias[:n], old_model.lm_head.bias)
+    new, old = model.embeddings.weight[n:].detach(), old_model.embeddings.weight.detach()
+    spread = (old - old.mean(0)).norm(dim=1).max()
+    assert torch.isfinite(new).all() and ((new - old.mean(0)).norm(dim=1) < 3 * spread).all()  # near the old rows
+
+
+def test_extend_vocab_end_to_end(tmp_path, trained):
+    other = tmp_path / "other.txt"
+    other.write_text(NEW_TEXT)
+    with pytest.warns(UserWarning, match="--extend-vocab"):
+        out = train(tmp_path, "ext", "--dataset", str(other), "--init-from", str(trained), "--extend-vocab")
+    pipe = genkit.load(out)
+    assert pipe.model.config.vocab_size == len(pipe.tokenizer) > len(genkit.load(trained).tokenizer)
+    assert pipe.tokenizer.decode(pipe.tokenizer("façade")["input_ids"]) == "façade"

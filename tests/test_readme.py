@@ -62,7 +62,7 @@ def test_quick_start_writes_model_samples_and_card(quick_start):
         assert (out / name).exists(), name
     assert list((out / "logs").rglob("events.out.tfevents.*"))
     card = (out / "README.md").read_text()
-    assert "library_name: genkit" in card and "negative_elbo_nats" in card and "pipeline_tag:" in card
+    assert "library_name: diffusers" in card and "negative_elbo_nats" in card and "pipeline_tag:" in card
     import json
 
     metrics = json.loads((out / "eval_results.json").read_text())["metrics"]
@@ -71,7 +71,7 @@ def test_quick_start_writes_model_samples_and_card(quick_start):
 
 def test_usage_snippets_run(quick_start):
     snippets = re.findall(r"```python\n(.*?)```", section("Use a trained model"), flags=re.S)
-    assert len(snippets) == 2
+    assert len(snippets) == 3  # genkit.load, the pipeline class, and stock diffusers
     for snippet in snippets:
         code = snippet.replace('"user/my-vae" from the Hub', "")
         result = subprocess.run([sys.executable, "-c", code], cwd=quick_start, capture_output=True, text=True)

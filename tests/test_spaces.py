@@ -211,7 +211,7 @@ def test_space_build_refuses_a_used_folder_and_a_non_model(tiny_vae, tmp_path, c
     (tmp_path / "used").mkdir()
     (tmp_path / "used" / "notes.txt").write_text("mine")
     assert main(["space", "build", str(tiny_vae), "--out", str(tmp_path / "used")]) == 2
-    assert "exists and is not empty" in capsys.readouterr().err
+    assert "non-empty folder that genkit did not write" in capsys.readouterr().err
     assert main(["space", "build", str(tmp_path / "used"), "--out", str(tmp_path / "new")]) == 2
     assert "is not a genkit model" in capsys.readouterr().err
 

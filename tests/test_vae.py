@@ -157,7 +157,7 @@ def test_evaluation_reports_nats_and_bits_per_dim(tiny_vae):
     assert m["bits_per_dim"] == pytest.approx(m["negative_elbo_nats"] / (64 * math.log(2)))
     assert p["split"] == "test" and p["num_images"] == 180 and p["importance_samples"] == 4
     card = (tiny_vae / "README.md").read_text()
-    assert "library_name: genkit" in card and "negative_elbo_nats" in card and "importance_samples" in card
+    assert "library_name: diffusers" in card and "negative_elbo_nats" in card and "importance_samples" in card
 
 
 def test_model_card_usage_runs(tiny_vae):

@@ -6,11 +6,14 @@ import numpy as np
 import PIL.Image
 import torch
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
-from genkit_dcgan.modeling_dcgan import DCGANDiscriminator, DCGANGenerator
 
-from genkit.pipeline import GenkitPipeline
+from genkit.pipeline import GenkitPipeline  # export: from diffusers import DiffusionPipeline as GenkitPipeline
+
+from .modeling_dcgan import DCGANDiscriminator, DCGANGenerator
 
 __all__ = ["DCGANPipeline"]
+
+MAX_BATCH_SIZE = 10_000  # images generated in one call; more is a loop over calls
 
 
 class DCGANPipeline(GenkitPipeline):
@@ -90,6 +93,8 @@ class DCGANPipeline(GenkitPipeline):
         return_dict: bool = True,
     ):
         """Generate ``batch_size`` images from fresh N(0, I) latents (or the given ``latents``)."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_BATCH_SIZE:
+            raise ValueError(f"batch_size must be an integer in [1, {MAX_BATCH_SIZE}], got {batch_size!r}")
         if latents is None:
             latents = torch.randn(batch_size, self.generator.config.latent_dim, generator=generator)
         z = self._latents(latents)

@@ -76,6 +76,14 @@ class DCGANPlugin(Plugin):
     name = "dcgan"
     task = "image"
     pipeline_tag = "unconditional-image-generation"
+    base_keys = (
+        "latent_dim",
+        "generator_channels",
+        "discriminator_channels",
+        "loss",
+        "discriminator_norm",
+        "conditional",
+    )  # what --init-from takes from the base
     card_usage = (
         "images = pipe.sample(16, seed=0)  # PIL images\n"
         "scores = pipe.discriminate(images)  # the discriminator's realness score per image"
@@ -100,6 +108,18 @@ class DCGANPlugin(Plugin):
         "max_grad_norm": 0.0,  # neither paper clips gradients; clipping would also distort the WGAN-GP critic
         "collapse_guard_after": 200,  # updates before the collapse guard may warn (a fresh generator is not diverse)
         "eval_samples": 1000,  # generated images per evaluation (fewer than the digits train split of 1,617)
+    }
+    limits = {
+        "latent_dim": (int, "[1, 4096]"),
+        "generator_channels": (int, "[1, 4096]"),
+        "discriminator_channels": (int, "[1, 4096]"),
+        "n_critic": (int, "[1, 1000]"),
+        "gp_weight": (float, "[0, 1e6]"),
+        "adam_beta1": (float, "[0, 1)"),
+        "adam_beta2": (float, "[0, 1)"),
+        "ema_decay": (float, "[0, 1)"),
+        "collapse_guard_after": (int, "[0, 1e9]"),
+        "eval_samples": (int, "[2, 100000]"),
     }
     presets = {
         "tiny": {
@@ -238,7 +258,7 @@ class DCGANPlugin(Plugin):
         config = ctx.config
         G, D = modules["generator"], modules["discriminator"]
         real = batch["pixel_values"]
-        labels = self._labels(modules, batch, config)
+        labels = self._labels(batch, config)
         z = torch.randn(real.shape[0], int(getattr(G, "module", G).config.latent_dim), device=real.device)
         wgan = config["loss"] == "wgan-gp"
 
@@ -271,18 +291,10 @@ class DCGANPlugin(Plugin):
         return {"loss": loss, **logs}
 
     @staticmethod
-    def _labels(modules, batch, config: dict[str, Any]) -> torch.Tensor | None:
-        """The batch's labels for a conditional GAN; also checks that the modules fit the run (``--init-from``)."""
-        G = getattr(modules["generator"], "module", modules["generator"])
-        D = getattr(modules["discriminator"], "module", modules["discriminator"])
-        if D.config.loss != config["loss"]:
-            raise ConfigError(f"this discriminator was trained with --loss {D.config.loss}; continue with the same")
-        if bool(G.config.num_classes) != bool(config["conditional"]):
-            kind = "conditional" if G.config.num_classes else "unconditional"
-            raise ConfigError(
-                f"this GAN is {kind}; continue it {'with' if G.config.num_classes else 'without'} --conditional"
-            )
-        if not G.config.num_classes:
+    def _labels(batch, config: dict[str, Any]) -> torch.Tensor | None:
+        """The batch's labels for a conditional GAN, None for an unconditional one (``--init-from`` bases set
+        ``conditional`` from the base, see ``base_keys``)."""
+        if not config["conditional"]:
             return None
         if "labels" not in batch:
             raise ConfigError("--conditional needs labelled data, and this dataset has no labels")
@@ -297,6 +309,16 @@ class DCGANPlugin(Plugin):
 
     def modules_from_pipeline(self, pipeline: DCGANPipeline) -> dict[str, torch.nn.Module]:
         return {"generator": pipeline.generator, "discriminator": pipeline.discriminator}
+
+    def modules_from_base(self, folder, data: PreparedData) -> dict[str, torch.nn.Module]:
+        modules = super().modules_from_base(folder, data)
+        k = modules["generator"].config.num_classes
+        if k and data.info.num_classes != k:
+            raise ConfigError(
+                f"the base GAN draws {k} classes, and dataset {data.info.dataset!r} has "
+                f"{data.info.num_classes or 'no'} classes; a conditional base fine-tunes on data with the same classes"
+            )
+        return modules
 
     def sample(self, pipeline: DCGANPipeline, n: int, seed: int = 0, labels=None, **kwargs):
         if pipeline.num_classes and labels is None:

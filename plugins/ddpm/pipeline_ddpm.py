@@ -19,7 +19,7 @@ from diffusers import DDPMPipeline, DDPMScheduler, SchedulerMixin, UNet2DModel
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 from diffusers.utils.torch_utils import randn_tensor
 
-from genkit.pipeline import GenkitPipeline
+from genkit.pipeline import GenkitPipeline  # export: from diffusers import DiffusionPipeline as GenkitPipeline
 
 __all__ = [
     "ClassConditionalDDPMPipeline",
@@ -28,6 +28,9 @@ __all__ = [
     "compatible_scheduler_names",
     "make_scheduler",
 ]
+
+# Images denoised in one call: the activations of a 1,024-image batch of a 32 px base UNet fill ~40 GB.
+MAX_BATCH_SIZE = 1024
 
 
 @dataclass
@@ -94,8 +97,12 @@ class DenoisingLoopMixin:
         self, scheduler=None, eta: float | None = None, class_labels=None, guidance_scale=None, batch_size: int = 1
     ) -> SchedulerMixin:
         """Validate sampling arguments (ValueError naming the mistake); returns the scheduler to sample with."""
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_BATCH_SIZE:
+            raise ValueError(f"batch_size must be an integer in [1, {MAX_BATCH_SIZE}], got {batch_size!r}")
+        if eta is not None and not 0 <= eta <= 1:
+            raise ValueError(f"eta must be in [0, 1] (0 = deterministic DDIM, 1 = DDPM-like), got {eta}")
+        if guidance_scale is not None and not 0 <= guidance_scale <= 100:
+            raise ValueError(f"guidance_scale must be in [0, 100], got {guidance_scale}")
         sampler = make_scheduler(self.scheduler, scheduler)
         if eta is not None and "eta" not in inspect.signature(sampler.step).parameters:
             classes = _compatible_classes(self.scheduler)
@@ -160,8 +167,11 @@ class DenoisingLoopMixin:
         labels = self._labels(class_labels, batch_size)
         if num_inference_steps is None:
             num_inference_steps = sampler.config.num_train_timesteps if isinstance(sampler, DDPMScheduler) else 50
-        if num_inference_steps < 1:
-            raise ValueError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
+        if not 1 <= num_inference_steps <= sampler.config.num_train_timesteps:
+            raise ValueError(
+                f"num_inference_steps must be in [1, {sampler.config.num_train_timesteps}] (the training timesteps), "
+                f"got {num_inference_steps}"
+            )
 
         size = self.unet.config.sample_size
         height, width = (size, size) if isinstance(size, int) else size
@@ -213,7 +223,7 @@ def _to_pil(images: np.ndarray) -> list[PIL.Image.Image]:
 
 
 # ---- unconditional: saved as a stock DDPMPipeline -------------------------------------------------------------------
-class GenkitDDPMPipeline(DenoisingLoopMixin, GenkitPipeline, DDPMPipeline):
+class GenkitDDPMPipeline(DenoisingLoopMixin, DDPMPipeline, GenkitPipeline):
     """diffusers' ``DDPMPipeline`` plus a scheduler swap, ``eta``, intermediate ``x_t`` and a step callback.
 
     ``save_pretrained`` writes a stock ``DDPMPipeline`` folder, and ``from_pretrained`` checks the folder (no pickle,

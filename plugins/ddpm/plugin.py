@@ -18,6 +18,7 @@ from genkit_ddpm.pipeline_ddpm import ClassConditionalDDPMPipeline, GenkitDDPMPi
 
 from genkit.errors import ConfigError
 from genkit.plugin import DataInfo, Plugin, PreparedData, StepContext
+from genkit.validation import check_value
 
 __all__ = ["DDPMPlugin"]
 
@@ -31,16 +32,30 @@ SAMPLE_BATCH = 256  # images denoised together: bounds memory for large --n
 SAMPLE_SCHEDULER = "ddim"  # for `genkit sample` and training grids; 50 steps unless --steps says otherwise
 
 
+# The noise-schedule keys of a run's config, as DDPMScheduler names them; a fine-tuning base fixes all of them.
+SCHEDULE_KEYS = (
+    "num_train_timesteps",
+    "beta_schedule",
+    "beta_start",
+    "beta_end",
+    "variance_type",
+    "clip_sample",
+    "prediction_type",
+)
+# The UNet's architecture keys of a run's config; a fine-tuning base fixes them too.
+ARCHITECTURE_KEYS = ("block_out_channels", "layers_per_block", "attention_levels", "norm_num_groups", "conditional")
+# Schedulers whose config is a DDPM noise schedule (the samplers diffusers lists as DDPMScheduler-compatible).
+BASE_SCHEDULERS = {cls.__name__ for cls in DDPMScheduler().compatibles} | {"DDPMScheduler"}
+
+
 @functools.lru_cache(maxsize=8)
-def noise_scheduler(num_train_timesteps: int, beta_schedule: str, prediction_type: str) -> DDPMScheduler:
+def noise_scheduler(**schedule) -> DDPMScheduler:
     """The forward-process schedule used in training and saved with the model."""
-    return DDPMScheduler(
-        num_train_timesteps=num_train_timesteps, beta_schedule=beta_schedule, prediction_type=prediction_type
-    )
+    return DDPMScheduler(**schedule)
 
 
 def _scheduler_for(config: dict[str, Any]) -> DDPMScheduler:
-    return noise_scheduler(int(config["num_train_timesteps"]), config["beta_schedule"], config["prediction_type"])
+    return noise_scheduler(**{k: config[k] for k in SCHEDULE_KEYS})
 
 
 class DDPMPlugin(Plugin):
@@ -53,6 +68,7 @@ class DDPMPlugin(Plugin):
     )
     default_dataset = "digits"
     pipeline_class = GenkitDDPMPipeline
+    base_keys = ARCHITECTURE_KEYS + SCHEDULE_KEYS
     # diffusers' train_unconditional.py recipe: decay rises as 1 - (1 + step)^-0.75 towards 0.9999, so a short run
     # averages over its last ~10% of steps (decay 0.9967 at step 2000) instead of its random start.
     ema = {"model": {"decay": 0.9999, "use_ema_warmup": True, "inv_gamma": 1.0, "power": 0.75}}
@@ -64,6 +80,10 @@ class DDPMPlugin(Plugin):
         "norm_num_groups": 8,  # GroupNorm groups; must divide every entry of block_out_channels
         "num_train_timesteps": 1000,  # T in Ho et al. 2020
         "beta_schedule": "linear",  # linear (Ho et al.: 1e-4 .. 0.02) | squaredcos_cap_v2 (Nichol & Dhariwal 2021)
+        "beta_start": 0.0001,  # Ho et al. 2020, Sec. 4: betas rise linearly from 1e-4 to 0.02
+        "beta_end": 0.02,
+        "variance_type": "fixed_small",  # DDPM sampling variance: beta-tilde (Ho et al.: similar to beta, fixed_large)
+        "clip_sample": True,  # clip the predicted x_0 to [-1, 1] while sampling (diffusers' default)
         "prediction_type": "epsilon",  # epsilon (Ho et al.) | v_prediction (Salimans & Ho 2022)
         "conditional": False,  # class-conditional UNet with classifier-free guidance; needs labelled data
         "label_dropout": 0.1,  # fraction of labels replaced by the null class (Ho & Salimans 2022 use 0.1-0.2)
@@ -77,6 +97,20 @@ class DDPMPlugin(Plugin):
         "eval_eta": None,  # None: the sampler's default (0 = deterministic DDIM)
         "eval_guidance_scale": None,  # conditional models: None = 1, the plain conditional model
         "eval_samples": 500,  # generated images compared with the test split
+    }
+    limits = {
+        "layers_per_block": (int, "[1, 16]"),
+        "block_out_channels": (int, "[1, 4096]"),
+        "attention_levels": (int, "[0, 16]"),
+        "norm_num_groups": (int, "[1, 4096]"),
+        "num_train_timesteps": (int, "[2, 100000]"),
+        "beta_start": (float, "(0, 1)"),
+        "beta_end": (float, "(0, 1)"),
+        "label_dropout": (float, "[0, 1)"),
+        "eval_steps": (int, "[1, 100000]"),
+        "eval_eta": (float, "[0, 1]"),
+        "eval_guidance_scale": (float, "[0, 100]"),
+        "eval_samples": (int, "[2, 100000]"),
     }
     presets = {
         "tiny": {
@@ -251,9 +285,43 @@ class DDPMPlugin(Plugin):
     def modules_from_pipeline(self, pipeline) -> dict[str, torch.nn.Module]:
         return {"model": pipeline.unet}
 
+    # ---- fine-tuning any diffusers DDPM ----------------------------------------------------------------------------
+    def base_settings(self, folder: Path) -> dict[str, Any]:
+        """A genkit DDPM folder, a stock diffusers pipeline folder (``unet/`` holding a ``UNet2DModel``, ``scheduler/``
+        a DDPM-family scheduler: the layout of ``google/ddpm-cifar10-32``), or a bare ``UNet2DModel`` folder. The UNet
+        fixes the image size, channels and architecture; the scheduler, the noise schedule (a bare UNet has none:
+        the run's own schedule applies)."""
+        if (folder / "genkit.json").is_file():
+            return super().base_settings(folder)
+        from genkit.io import check_folder, validate_pipeline_folder
+
+        check_folder(folder)
+        unet_dir = folder / "unet" if (folder / "model_index.json").is_file() else folder
+        settings = _unet_settings(unet_dir)
+        if unet_dir != folder:
+            validate_pipeline_folder(folder, GenkitDDPMPipeline)
+            settings.update(_schedule_settings(folder / "scheduler"))
+        return settings
+
+    def modules_from_base(self, folder: Path, data: PreparedData) -> dict[str, torch.nn.Module]:
+        if (folder / "genkit.json").is_file():
+            modules = super().modules_from_base(folder, data)
+        else:
+            unet_dir = folder / "unet" if (folder / "model_index.json").is_file() else folder
+            modules = {"model": UNet2DModel.from_pretrained(str(unet_dir), use_safetensors=True)}
+        embeds, info = modules["model"].config.num_class_embeds, data.info
+        if embeds and info.num_classes != embeds - 1:
+            raise ConfigError(
+                f"the base UNet embeds {embeds - 1} classes (+ the null class), and dataset {info.dataset!r} has "
+                f"{info.num_classes or 'no'} classes; a conditional base fine-tunes on data with the same classes"
+            )
+        return modules
+
     def load_pipeline(self, path: str | Path):
         index = json.loads((Path(path) / "model_index.json").read_text())
-        cls = PIPELINE_CLASSES.get(index.get("_class_name"))
+        name = index.get("_class_name")
+        name = name[1] if isinstance(name, list) and len(name) == 2 else name  # [file, class]: shipped code
+        cls = PIPELINE_CLASSES.get(name) if isinstance(name, str) else None
         if cls is None:
             raise ConfigError(
                 f"{Path(path) / 'model_index.json'}: _class_name {index.get('_class_name')!r} is not a DDPM pipeline; "
@@ -274,6 +342,7 @@ class DDPMPlugin(Plugin):
         **kwargs,
     ) -> list:
         """``n`` PIL images; conditional models cycle through the classes unless ``labels`` names one."""
+        check_value("n", n, int, "[1, 100000]")
         # DDIM-50 by default: close to DDPM-1000 in quality at 1/20 of the cost (docs/benchmarks.md).
         scheduler = SAMPLE_SCHEDULER if scheduler is None else scheduler
         conditional = isinstance(pipeline, ClassConditionalDDPMPipeline)
@@ -287,9 +356,9 @@ class DDPMPlugin(Plugin):
             call = {"scheduler": scheduler, "eta": eta, "class_labels": batch_labels, "guidance_scale": guidance_scale}
             try:
                 pipeline.check_inputs(**call, batch_size=count)
+                out = pipeline(batch_size=count, generator=generator, num_inference_steps=steps, **call, **kwargs)
             except ValueError as exc:  # a bad flag: one clear line from the CLI
                 raise ConfigError(str(exc)) from None
-            out = pipeline(batch_size=count, generator=generator, num_inference_steps=steps, **call, **kwargs)
             images += out.images
         return images
 
@@ -351,3 +420,58 @@ class DDPMPlugin(Plugin):
 
 def _round_up(value: int, factor: int) -> int:
     return -(-value // factor) * factor
+
+
+def _unet_settings(unet_dir: Path) -> dict[str, Any]:
+    """Run settings that describe a saved ``UNet2DModel`` (its config.json), or an error naming what does not fit."""
+    config_file = unet_dir / "config.json"
+    if not config_file.is_file():
+        raise ConfigError(
+            f"{unet_dir}: no config.json; --init-from takes a genkit DDPM folder, a diffusers pipeline folder "
+            "(unet/ + scheduler/) or a UNet2DModel folder"
+        )
+    config = json.loads(config_file.read_text())
+    if config.get("_class_name") != "UNet2DModel":
+        raise ConfigError(f"{config_file}: _class_name {config.get('_class_name')!r} is not a UNet2DModel")
+    if config.get("out_channels") != config.get("in_channels"):
+        raise ConfigError(
+            f"{config_file}: out_channels {config.get('out_channels')} != in_channels {config.get('in_channels')} "
+            "(a learned-variance UNet); genkit trains UNets that predict the noise or v, one value per pixel"
+        )
+    if config.get("class_embed_type") is not None:
+        raise ConfigError(f"{config_file}: class_embed_type {config.get('class_embed_type')!r} is not supported")
+    size = config.get("sample_size")
+    size = size[0] if isinstance(size, list) and len(set(size)) == 1 else size
+    if not isinstance(size, int):
+        raise ConfigError(f"{config_file}: sample_size {config.get('sample_size')!r}; genkit trains square images")
+    down = config.get("down_block_types") or []
+    return {
+        "image_size": size,
+        "channels": config["in_channels"],
+        "block_out_channels": list(config["block_out_channels"]),
+        "layers_per_block": config.get("layers_per_block", 2),
+        "attention_levels": [i for i, block in enumerate(down) if "Attn" in block],
+        "norm_num_groups": config.get("norm_num_groups", 32),
+        "conditional": bool(config.get("num_class_embeds")),
+    }
+
+
+def _schedule_settings(scheduler_dir: Path) -> dict[str, Any]:
+    """The noise schedule of a saved DDPM-family scheduler (its scheduler_config.json)."""
+    config_file = scheduler_dir / "scheduler_config.json"
+    if not config_file.is_file():
+        raise ConfigError(f"{scheduler_dir}: no scheduler_config.json")
+    config = json.loads(config_file.read_text())
+    name = config.get("_class_name")
+    if name not in BASE_SCHEDULERS:
+        raise ConfigError(
+            f"{config_file}: {name} is not a DDPM-family scheduler; genkit fine-tunes models trained with one of "
+            f"{', '.join(sorted(BASE_SCHEDULERS))}"
+        )
+    if config.get("trained_betas") is not None:
+        raise ConfigError(f"{config_file}: trained_betas (a hand-made schedule) is not supported")
+    schedule = DDPMScheduler.from_config(config).config  # diffusers' defaults for keys an older config lacks
+    settings = {k: schedule[k] for k in SCHEDULE_KEYS}
+    if settings["variance_type"] not in ("fixed_small", "fixed_large"):
+        raise ConfigError(f"{config_file}: variance_type {settings['variance_type']!r} (learned) is not supported")
+    return settings

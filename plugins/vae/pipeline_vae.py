@@ -8,11 +8,14 @@ import numpy as np
 import PIL.Image
 import torch
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
-from genkit_vae.modeling_vae import VAEModel, kl_divergence
 
-from genkit.pipeline import GenkitPipeline
+from genkit.pipeline import GenkitPipeline  # export: from diffusers import DiffusionPipeline as GenkitPipeline
 
-__all__ = ["VAEPipeline"]
+from .modeling_vae import VAEModel, kl_divergence
+
+__all__ = ["MAX_BATCH_SIZE", "VAEPipeline"]
+
+MAX_BATCH_SIZE = 10_000  # images decoded in one call (~10 MB at 16 px); more is a loop over calls
 
 
 class VAEPipeline(GenkitPipeline):
@@ -27,9 +30,13 @@ class VAEPipeline(GenkitPipeline):
         """PIL images (or a tensor in [-1, 1]) -> (N, C, H, W) tensor in [-1, 1] on the pipeline's device."""
         if isinstance(images, torch.Tensor):
             x = images if images.dim() == 4 else images.unsqueeze(0)
+            if not torch.isfinite(x).all():
+                raise ValueError("images must be finite: the tensor holds NaN or infinite values")
         else:
             if isinstance(images, PIL.Image.Image):
                 images = [images]
+            if not images or any(im.width == 0 or im.height == 0 for im in images):
+                raise ValueError("got an empty image (0 pixels) or no images at all")
             size, mode = self.vae.config.image_size, "L" if self.vae.config.in_channels == 1 else "RGB"
             arrays = [np.asarray(im.convert(mode).resize((size, size), PIL.Image.BILINEAR)) for im in images]
             x = torch.from_numpy(np.stack(arrays)).float() / 127.5 - 1
@@ -79,12 +86,16 @@ class VAEPipeline(GenkitPipeline):
         return_dict: bool = True,
     ):
         """Decode ``batch_size`` draws from the prior N(0, I)."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_BATCH_SIZE:
+            raise ValueError(f"batch_size must be an integer in [1, {MAX_BATCH_SIZE}], got {batch_size!r}")
         z = torch.randn(batch_size, self.vae.config.latent_dim, generator=generator, device="cpu").to(self.device)
         images = self._output(self.vae.to_images(self.vae.decode(z, self._labels(labels, batch_size))), output_type)
         return ImagePipelineOutput(images=images) if return_dict else (images,)
 
     def sample(self, n: int, seed: int = 0, labels=None, output_type: str = "pil"):
         """``n`` prior samples; the same seed gives the same images."""
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive integer, got {n!r}")
         return self(n, generator=torch.Generator().manual_seed(seed), labels=labels, output_type=output_type).images
 
     @torch.no_grad()
@@ -131,6 +142,8 @@ class VAEPipeline(GenkitPipeline):
 
     def anomaly_score(self, images, labels=None, num_samples: int = 16) -> torch.Tensor:
         """Negative ELBO per image averaged over ``num_samples`` posterior draws: higher = less like the data."""
+        if not isinstance(num_samples, int) or num_samples < 1:
+            raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
         return torch.stack([self.negative_elbo(images, labels) for _ in range(num_samples)]).mean(0)
 
     @torch.no_grad()

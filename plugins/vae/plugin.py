@@ -19,6 +19,7 @@ class VAEPlugin(Plugin):
     name = "vae"
     task = "image"
     pipeline_tag = "unconditional-image-generation"
+    base_keys = ("latent_dim", "hidden_channels", "likelihood", "conditional")  # what --init-from takes from the base
     card_usage = (
         "images = pipe.sample(16, seed=0)  # PIL images\n"
         "scores = pipe.anomaly_score(images)  # negative ELBO per image, in nats"
@@ -39,6 +40,13 @@ class VAEPlugin(Plugin):
         "lr_scheduler": "cosine",
         "warmup_steps": 50,
         "eval_importance_samples": 100,  # k for the importance-sampled NLL (Burda et al. 2016 use 5000)
+    }
+    limits = {
+        "latent_dim": (int, "[1, 4096]"),
+        "hidden_channels": (int, "[1, 4096]"),
+        "beta": (float, "[0, 1e6]"),
+        "denoise_std": (float, "[0, 10]"),
+        "eval_importance_samples": (int, "[1, 100000]"),
     }
     presets = {
         "tiny": {
