@@ -29,6 +29,10 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--image-column", help="override the detected image column")
     g.add_argument("--label-column", help="override the detected label column")
     g.add_argument("--text-column", help="override the detected text column")
+    g.add_argument("--dataset-config", help="a Hub dataset's configuration (subset) name")
+    g.add_argument("--split", help="the split to train on (a Hub dataset's; default: train)")
+    g.add_argument("--test-split", help="the split to evaluate on (default: test or validation, else held out)")
+    g.add_argument("--dataset-revision", "--revision", dest="dataset_revision", help="a Hub dataset's revision")
     g.add_argument(
         "--skip-bad-images",
         action="store_true",
@@ -54,11 +58,77 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--sample-every", type=int, help="write a sample grid every N updates (0: only at the end)")
     g.add_argument("--log-every", type=int)
     g.add_argument("--num-sample-images", type=int)
-    g.add_argument("--log-with", choices=("tensorboard", "none"))
+    g.add_argument(
+        "--report-to",
+        "--log-with",
+        dest="log_with",
+        choices=("tensorboard", "wandb", "all", "none"),
+        help="accelerate trackers for scalars, sample grids, text samples and the final metrics",
+    )
     g.add_argument("--no-eval", dest="eval", action="store_false", default=None, help="skip the final evaluation")
     g.add_argument("--resume", help="'latest' or a checkpoint folder: continue an interrupted run")
     g.add_argument("--init-from", help="start from a saved model (folder or Hub id) instead of random weights")
     g.add_argument("--overwrite", action="store_true", help="train into an output folder that holds checkpoints")
+    g = p.add_argument_group("Hub")
+    g.add_argument(
+        "--push-to-hub", action="store_true", default=None, help="upload the final model and card when training ends"
+    )
+    g.add_argument(
+        "--hub-model-id", help="user/name to push to (default: the output folder's name, in your namespace)"
+    )
+    g.add_argument("--hub-private", action="store_true", default=None, help="create the Hub repo as private")
+
+
+# The spellings of diffusers' and transformers' example training scripts (train_unconditional.py, run_clm.py, ...)
+# for the flags that mean the same here. Every flag also answers to its underscore spelling (--max_grad_norm).
+SCRIPT_ALIASES = {
+    "--output": ["--output_dir"],
+    "--dataset": ["--dataset_name", "--train_data_dir"],
+    "--dataset-config": ["--dataset_config_name"],
+    "--image-size": ["--resolution"],
+    "--batch-size": ["--train_batch_size", "--per_device_train_batch_size"],
+    "--lr": ["--learning_rate"],
+    "--warmup-steps": ["--lr_warmup_steps"],
+    "--grad-accum": ["--gradient_accumulation_steps"],
+    "--epochs": ["--num_train_epochs"],
+    "--max-steps": ["--max_train_steps"],
+    "--checkpoint-every": ["--checkpointing_steps"],
+    "--resume": ["--resume_from_checkpoint"],
+    "--hub-private": ["--hub_private_repo"],
+    "--sample-every": ["--save_images_steps"],
+}
+
+
+def _add_aliases(parser: argparse.ArgumentParser) -> None:
+    """Let every long flag answer to its script spellings (shown in --help) and its underscore spelling (not shown)."""
+    for action in list(parser._actions):
+        for option in list(action.option_strings):
+            for alias in SCRIPT_ALIASES.get(option, []):
+                action.option_strings.append(alias)
+                parser._option_string_actions[alias] = action
+            underscore = "--" + option[2:].replace("-", "_")
+            if option.startswith("--") and underscore not in parser._option_string_actions:
+                parser._option_string_actions[underscore] = action
+
+
+def _describe_defaults(parser: argparse.ArgumentParser, plugin) -> None:
+    """Append each flag's default, and what each preset sets it to, to its help (`genkit train PLUGIN --help`)."""
+    from genkit.trainer import TRAINER_DEFAULTS
+
+    defaults = {**TRAINER_DEFAULTS, **plugin.defaults, "dataset": plugin.default_dataset}
+    for action in parser._actions:
+        key = action.dest
+        if key not in defaults or not action.option_strings:
+            continue
+        presets = ", ".join(f"{name}: {p[key]}" for name, p in plugin.presets.items() if key in p)
+        default = defaults[key]
+        if default is None and key in ("mixed_precision", "grad_accum"):
+            default = "from accelerate (accelerate config, launch flags, ACCELERATE_* variables; else no / 1)"
+        text = f"default: {default}" + (f"; {presets}" if presets else "")
+        action.help = f"{action.help} ({text})" if action.help else f"({text})"
+    parser.epilog = "presets: " + "; ".join(
+        f"{name} = {', '.join(f'{k}={v}' for k, v in p.items())}" for name, p in plugin.presets.items()
+    )
 
 
 def build_parser(plugin=None, command: str | None = None) -> argparse.ArgumentParser:
@@ -72,6 +142,8 @@ def build_parser(plugin=None, command: str | None = None) -> argparse.ArgumentPa
     _add_train_arguments(p)
     if plugin is not None and command == "train":
         plugin.add_arguments(p.add_argument_group(f"{plugin.name} options"))
+        _describe_defaults(p, plugin)
+    _add_aliases(p)
 
     p = sub.add_parser("sample", help="sample from a model")
     p.add_argument("model", help="model folder or Hub repo id")
@@ -159,22 +231,12 @@ def cmd_list(args) -> None:
 
 
 def cmd_train(args, plugin) -> None:
-    from genkit.checkpoint import is_run_folder, list_checkpoints
-    from genkit.trainer import Trainer, resolve_config
-    from genkit.validation import check_output_folder
+    from genkit.trainer import resolve_config, run_training
 
-    overrides = {
-        k: v for k, v in vars(args).items() if k not in ("command", "plugin", "preset", "resume", "init_from")
-    }
-    overwrite = overrides.pop("overwrite")
+    skip = ("command", "plugin", "preset", "resume", "init_from", "overwrite")
+    overrides = {k: v for k, v in vars(args).items() if k not in skip}
     config = resolve_config(plugin, args.preset, overrides, init_from=args.init_from)
-    check_output_folder(config["output"], own=is_run_folder(config["output"]), overwrite=overwrite)
-    if list_checkpoints(config["output"]) and not args.resume and not overwrite:
-        raise GenkitError(
-            f"{config['output']} already holds checkpoints of a run; continue it with --resume latest, "
-            f"or pass --overwrite (or another --output) to start afresh"
-        )
-    output = Trainer(plugin, config, resume=args.resume).train()
+    output = run_training(plugin, config, resume=args.resume, overwrite=args.overwrite)
     print(f"model, samples and model card written to {output}")
 
 
@@ -201,7 +263,7 @@ def cmd_sample(args, plugin, kwargs) -> None:
 
 def cmd_eval(args, plugin, kwargs) -> None:
     from genkit.card import write_model_card
-    from genkit.data import load_splits
+    from genkit.data import splits_for
     from genkit.io import load, read_metadata, resolve
     from genkit.validation import check_limits
 
@@ -215,17 +277,7 @@ def cmd_eval(args, plugin, kwargs) -> None:
         config["dataset"] = args.dataset
     config["seed"] = args.seed
     pipeline = load(folder)
-    splits = load_splits(
-        str(config["dataset"]),
-        plugin.task,
-        image_column=config.get("image_column"),
-        label_column=config.get("label_column"),
-        text_column=config.get("text_column"),
-        image_size=config.get("image_size"),
-        num_samples=config.get("num_samples"),
-        seed=meta.get("config", {}).get("seed", 0),
-        test_fraction=config.get("test_fraction", 0.1),
-    )
+    splits = splits_for(config, plugin.task, seed=meta.get("config", {}).get("seed", 0))
     data = plugin.prepare_data(splits, config)
     evaluation = plugin.evaluate(pipeline, data, config)
     print(json.dumps(evaluation, indent=2, default=str))

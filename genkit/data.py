@@ -28,7 +28,9 @@ __all__ = [
     "STDLIB_MODULES",
     "ImageTensorDataset",
     "images_to_tensor",
+    "IN_MEMORY",
     "load_splits",
+    "splits_for",
     "make_grid",
     "prepare_images",
     "tensor_to_pil",
@@ -64,8 +66,11 @@ _SUPERSAMPLE = 4  # shapes are drawn 4x larger, then box-filtered down: antialia
 
 
 # ---- load_splits ----------------------------------------------------------------------------------------------------
+IN_MEMORY = "in-memory"  # the dataset name recorded for a datasets.Dataset or a list handed to genkit.train
+
+
 def load_splits(
-    source: str,
+    source,
     task: str,
     *,
     image_column: str | None = None,
@@ -75,11 +80,18 @@ def load_splits(
     num_samples: int | None = None,
     seed: int = 0,
     test_fraction: float = 0.1,
+    config_name: str | None = None,
+    split: str | None = None,
+    test_split: str | None = None,
+    revision: str | None = None,
 ) -> datasets.DatasetDict:
     """Load ``source`` as ``{"train", "test"}`` splits with normalized columns for ``task`` ("image" or "text").
 
-    ``image_size`` only changes the built-in image sources (others keep their size until ``prepare_images``);
-    ``num_samples`` is the number of examples kept over both splits (for ``shapes``: how many to draw).
+    ``source`` is a name (built-in, local path, Hub id) or an in-memory ``datasets.Dataset``/``DatasetDict`` or list
+    of PIL images or strings. ``image_size`` only changes the built-in image sources (others keep their size until
+    ``prepare_images``); ``num_samples`` is the number of examples kept over both splits (for ``shapes``: how many to
+    draw). ``config_name`` and ``revision`` choose a Hub dataset's configuration and revision; ``split`` and
+    ``test_split`` name the splits to train and evaluate on (default: train, and test/validation or a held-out part).
     """
     if task not in ("image", "text"):
         raise ValueError(f"task must be 'image' or 'text', not {task!r}")
@@ -88,9 +100,16 @@ def load_splits(
     if num_samples is not None and num_samples < 2:
         raise DataError(f"num_samples must be at least 2 (one train and one test example), not {num_samples}")
 
-    raw = _load_raw(source, task, image_size=image_size, num_samples=num_samples, seed=seed)
+    if isinstance(source, (datasets.Dataset, datasets.DatasetDict, list, tuple)):
+        raw, source = _in_memory(source), IN_MEMORY
+    else:
+        source = str(source)
+        hub = {"name": config_name, "revision": revision}
+        raw = _load_raw(source, task, image_size=image_size, num_samples=num_samples, seed=seed, hub=hub)
     if isinstance(raw, datasets.Dataset):
         raw = datasets.DatasetDict({"train": raw})
+    if split or test_split:
+        raw = _pick_splits(raw, source, split, test_split)
     if sum(split.num_rows for split in raw.values()) == 0:
         raise DataError(f"dataset {source!r} has no rows")
 
@@ -105,9 +124,62 @@ def load_splits(
     return _split(raw, source, task, num_samples=num_samples, seed=seed, test_fraction=test_fraction)
 
 
+def splits_for(config: dict, task: str, source=None, seed: int | None = None) -> datasets.DatasetDict:
+    """The splits a run's config names (``source``: its dataset unless given): one call for training and eval."""
+    return load_splits(
+        config["dataset"] if source is None else source,
+        task,
+        image_column=config.get("image_column"),
+        label_column=config.get("label_column"),
+        text_column=config.get("text_column"),
+        image_size=config.get("image_size"),
+        num_samples=config.get("num_samples"),
+        seed=config.get("seed", 0) if seed is None else seed,
+        test_fraction=config.get("test_fraction", 0.1),
+        config_name=config.get("dataset_config"),
+        split=config.get("split"),
+        test_split=config.get("test_split"),
+        revision=config.get("dataset_revision"),
+    )
+
+
+def _in_memory(obj) -> datasets.Dataset | datasets.DatasetDict:
+    """A ``datasets`` object as it is; a list of PIL images or of strings as a one-column Dataset."""
+    if isinstance(obj, (datasets.Dataset, datasets.DatasetDict)):
+        return obj
+    items = list(obj)
+    if not items:
+        raise DataError("the dataset list is empty")
+    if all(isinstance(x, Image.Image) for x in items):
+        return datasets.Dataset.from_dict({"image": items}, features=datasets.Features({"image": datasets.Image()}))
+    if all(isinstance(x, str) for x in items):
+        return datasets.Dataset.from_dict({"text": items})
+    kinds = sorted({type(x).__name__ for x in items})
+    raise DataError(f"a list dataset holds PIL images or strings, not {', '.join(kinds)}")
+
+
+def _pick_splits(
+    raw: datasets.DatasetDict, source: str, split: str | None, test_split: str | None
+) -> datasets.DatasetDict:
+    picked = {}
+    for role, name in (("train", split or "train"), ("test", test_split)):
+        if name is None:
+            continue
+        if name not in raw:
+            flag = "--split" if role == "train" else "--test-split"
+            raise DataError(f"{flag} {name!r}: dataset {source!r} has the splits {', '.join(raw)}")
+        picked[role] = raw[name]
+    return datasets.DatasetDict(picked)
+
+
 def _load_raw(
-    source: str, task: str, *, image_size: int | None, num_samples: int | None, seed: int
+    source: str, task: str, *, image_size: int | None, num_samples: int | None, seed: int, hub: dict
 ) -> datasets.Dataset | datasets.DatasetDict:
+    local = source in BUILTIN_SOURCES or "," in source or glob.has_magic(source) or os.path.exists(source)
+    given = [k for k, v in hub.items() if v is not None]
+    if local and given:
+        flags = " and ".join("--dataset-config" if k == "name" else "--dataset-revision" for k in given)
+        raise DataError(f"{flags} apply to Hub datasets, and {source!r} is a built-in or local one")
     if source in BUILTIN_SOURCES:
         if BUILTIN_SOURCES[source] != task:
             same_task = ", ".join(name for name, kind in BUILTIN_SOURCES.items() if kind == task)
@@ -122,12 +194,14 @@ def _load_raw(
                 3000 if num_samples is None else num_samples, 32 if image_size is None else image_size, seed
             )
         return _stdlib_corpus()
-    if "," in source or glob.has_magic(source) or os.path.exists(source):
+    if local:
         return _load_local(source)
-    return _load_hub(source)
+    return _load_hub(source, **hub)
 
 
-def _load_local(source: str) -> datasets.Dataset | datasets.DatasetDict:
+def _load_local(source: str, name: str | None = None) -> datasets.Dataset | datasets.DatasetDict:
+    """A local folder or files; ``name`` picks a configuration of a folder whose README.md declares several (a Hub
+    dataset's snapshot)."""
     path = Path(source)
     try:
         if path.is_dir():
@@ -135,7 +209,7 @@ def _load_local(source: str) -> datasets.Dataset | datasets.DatasetDict:
                 return datasets.load_from_disk(str(path))  # written by Dataset(Dict).save_to_disk
             # datasets picks the builder from the most common file type (imagefolder with labels from class
             # subfolders, parquet, arrow, text, ...) and the splits from file/folder names (train/, test.parquet).
-            return datasets.load_dataset(str(path))
+            return datasets.load_dataset(str(path), name=name)
         files = _expand_files(source)
         if all(os.path.getsize(f) == 0 for f in files):
             raise DataError(f"dataset {source!r} has no rows (its files are empty)")
@@ -173,9 +247,9 @@ def _builder_for(suffix: str) -> str | None:
     return "imagefolder" if suffix in Image.registered_extensions() else None
 
 
-def _load_hub(source: str) -> datasets.DatasetDict:
+def _load_hub(source: str, name: str | None = None, revision: str | None = None) -> datasets.DatasetDict:
     try:
-        return datasets.load_dataset(source)
+        return datasets.load_dataset(source, name=name, revision=revision)
     except Exception as err:
         hub_error = err
     # Offline, datasets only reads its own Arrow cache ($HF_HOME/datasets); a dataset fetched with
@@ -183,13 +257,13 @@ def _load_hub(source: str) -> datasets.DatasetDict:
     from huggingface_hub import snapshot_download
 
     try:
-        folder = snapshot_download(source, repo_type="dataset", local_files_only=True)
+        folder = snapshot_download(source, repo_type="dataset", local_files_only=True, revision=revision)
     except Exception:
         raise DataError(
             f"unknown dataset {source!r}; built-in: {', '.join(BUILTIN_SOURCES)}; or a local folder/file, or a Hub "
             f"dataset id ({_reason(hub_error)})"
         ) from hub_error
-    return _load_local(folder)
+    return _load_local(folder, name=name)
 
 
 def _reason(err: BaseException) -> str:

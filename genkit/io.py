@@ -375,8 +375,8 @@ def push_to_hub(
     folder = Path(folder)
     if not folder.is_dir():
         raise GenkitError(f"nothing to push: {str(folder)!r} is not a folder")
-    if not re.match(r"^[\w.\-]+/[\w.\-]+$", repo_id):
-        raise GenkitError(f"invalid repo id {repo_id!r}; expected 'user/name'")
+    if not re.match(r"^([\w.\-]+/)?[\w.\-]+$", repo_id):
+        raise GenkitError(f"invalid repo id {repo_id!r}; expected 'user/name' (or a bare name in your namespace)")
     files = upload_plan(folder)
     plan = {
         "repo_id": repo_id,
@@ -395,6 +395,8 @@ def push_to_hub(
 
         api = HfApi()
     url = api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True, **create_kwargs)
+    repo_id = getattr(url, "repo_id", None) or repo_id  # a bare name lands in the token's namespace
+    plan["repo_id"] = repo_id
     ignore = ["checkpoint-*", "checkpoint-*/*", ".*", ".*/*", "**/__pycache__/*"]
     card = folder / "README.md"
     rewrite_card = repo_type == "model" and card.is_file()

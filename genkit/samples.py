@@ -35,13 +35,13 @@ def _written_by_genkit(path: Path) -> bool:
 
 
 def write_samples(plugin, pipeline, path: str | Path, n: int = 64, seed: int = 0, **kwargs):
-    """Write ``n`` samples to ``path``; returns the grid image (or None for text)."""
+    """Write ``n`` samples to ``path``; returns the grid image, or the texts for a text plugin."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     samples = plugin.sample(pipeline, n, seed=seed, **kwargs)
     if plugin.task == "text":
         path.write_text("\n\n----\n\n".join(samples) + "\n")
-        return None
+        return samples
     from PIL.PngImagePlugin import PngInfo
 
     from genkit.data import make_grid

@@ -23,7 +23,7 @@ from genkit.errors import ConfigError, GenkitError, TrainingError, WeightsError
 from genkit.plugin import OptimizerSpec, StepContext
 from genkit.validation import check_limits, flag
 
-__all__ = ["TRAINER_DEFAULTS", "TRAINER_LIMITS", "EpochSampler", "Trainer", "resolve_config"]
+__all__ = ["TRAINER_DEFAULTS", "TRAINER_LIMITS", "run_training", "EpochSampler", "Trainer", "resolve_config"]
 
 # Trainer settings every plugin shares. A plugin's `defaults` and presets may override any of them.
 TRAINER_DEFAULTS: dict[str, Any] = {
@@ -35,16 +35,18 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "lr": 2e-4,
     "lr_scheduler": "constant_with_warmup",  # any name diffusers.optimization.get_scheduler knows
     "warmup_steps": 0,
-    "grad_accum": 1,  # micro-batches per optimizer update
+    # Accelerate owns these two: None keeps what `accelerate config` / `accelerate launch` / ACCELERATE_* set
+    # (else 1 and "no"); a value given here (a genkit flag) overrides it. The run records the value in force.
+    "grad_accum": None,  # micro-batches per optimizer update (ACCELERATE_GRADIENT_ACCUMULATION_STEPS)
     "max_grad_norm": 1.0,  # 0 disables clipping
-    "mixed_precision": "no",  # no | fp16 | bf16
+    "mixed_precision": None,  # no | fp16 | bf16 (ACCELERATE_MIXED_PRECISION, `accelerate launch --mixed_precision`)
     "seed": 0,
     "checkpoint_every": 500,
     "checkpoints_total_limit": 2,
     "sample_every": 500,  # sample-grid PNG + TensorBoard image every N updates (0: only at the end)
     "log_every": 10,
     "num_sample_images": 64,
-    "log_with": "tensorboard",  # tensorboard | none
+    "log_with": "tensorboard",  # --report-to: tensorboard | wandb | all | none (accelerate's trackers)
     "eval": True,  # evaluate on the test split at the end and write the results into the model card
     "image_size": None,
     "channels": None,  # None: keep the data's own channel count
@@ -54,6 +56,13 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "label_column": None,
     "text_column": None,
     "skip_bad_images": False,  # True: leave out unreadable image files (each named in a warning) instead of stopping
+    "dataset_config": None,  # a Hub dataset's configuration (subset)
+    "split": None,  # the split to train on (None: train)
+    "test_split": None,  # the split to evaluate on (None: test or validation, else a held-out part)
+    "dataset_revision": None,  # a Hub dataset's revision
+    "push_to_hub": False,  # upload the final folder and card when training ends
+    "hub_model_id": None,  # user/name (None: the output folder's name in the token's namespace)
+    "hub_private": False,
 }
 
 
@@ -112,7 +121,7 @@ def resolve_config(plugin, preset: str, overrides: dict[str, Any], init_from: st
     config["plugin"] = plugin.name
     if config["dataset"] is None:
         config["dataset"] = plugin.default_dataset
-    if config["mixed_precision"] not in ("no", "fp16", "bf16"):
+    if config["mixed_precision"] not in (None, "no", "fp16", "bf16"):
         raise ConfigError(f"--mixed-precision must be no, fp16 or bf16, got {config['mixed_precision']!r}")
     check_limits(config, {**TRAINER_LIMITS, **plugin.limits})
     schedulers = [t.value for t in SchedulerType]
@@ -145,12 +154,13 @@ class EpochSampler(torch.utils.data.Sampler):
 class Trainer:
     """Trains one plugin on its prepared data; ``train()`` returns the output folder."""
 
-    def __init__(self, plugin, config: dict[str, Any], resume: str | None = None):
+    def __init__(self, plugin, config: dict[str, Any], resume: str | None = None, dataset=None):
         from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
         from accelerate.state import AcceleratorState, GradientState
-        from accelerate.utils import ProjectConfiguration
+        from accelerate.utils import GradientAccumulationPlugin, ProjectConfiguration
 
         self.plugin, self.config, self.resume = plugin, config, resume
+        self.dataset = dataset  # an in-memory dataset (genkit.train); None: the one config["dataset"] names
         self.init_from = config.get("init_from")  # a fine-tuning base, accepted by resolve_config
         self.output = Path(config["output"])
         self.specs: list[OptimizerSpec] = plugin.optimizers(config)
@@ -164,34 +174,33 @@ class Trainer:
         AcceleratorState._reset_state()
         GradientState._reset_state()
         self.accelerator = Accelerator(
-            mixed_precision=config["mixed_precision"],
+            mixed_precision=config["mixed_precision"],  # None: accelerate's own setting
+            # a plugin object wins over ACCELERATE_GRADIENT_ACCUMULATION_STEPS; without one accelerate reads it
+            gradient_accumulation_plugin=(
+                GradientAccumulationPlugin(num_steps=int(config["grad_accum"]))
+                if config["grad_accum"] is not None
+                else None
+            ),
             log_with=log_with,
             project_config=ProjectConfiguration(project_dir=str(self.output), logging_dir=str(self.output / "logs")),
             # Sequential plugins (TBPTT) split every batch across processes, so each keeps contiguous streams.
             dataloader_config=DataLoaderConfiguration(split_batches=getattr(plugin, "sequential_batches", False)),
             kwargs_handlers=handlers,
         )
+        # What accelerate settled on (from the flag, or its config and environment), recorded in the model's config.
+        config["mixed_precision"] = self.accelerator.mixed_precision
+        config["grad_accum"] = self.accelerator.gradient_accumulation_steps
 
     # ---- setup -----------------------------------------------------------------------------------------------
     def _setup(self) -> None:
         from accelerate.utils import set_seed
 
-        from genkit.data import load_splits
+        from genkit.data import splits_for
 
         acc, plugin, config = self.accelerator, self.plugin, self.config
         set_seed(config["seed"])
         with acc.main_process_first():
-            splits = load_splits(
-                str(config["dataset"]),
-                plugin.task,
-                image_column=config["image_column"],
-                label_column=config["label_column"],
-                text_column=config["text_column"],
-                image_size=config["image_size"],
-                num_samples=config["num_samples"],
-                seed=config["seed"],
-                test_fraction=config["test_fraction"],
-            )
+            splits = splits_for(config, plugin.task, source=self.dataset)
             self.data = plugin.prepare_data(splits, config)
         if self.init_from:
             from genkit.io import resolve
@@ -383,12 +392,15 @@ class Trainer:
         self._setup()
         acc, config = self.accelerator, self.config
         if acc.is_main_process:
-            self.output.mkdir(parents=True, exist_ok=True)
+            (self.output / "logs").mkdir(parents=True, exist_ok=True)
         if config["log_with"] not in (None, "none"):
             acc.init_trackers(
-                "genkit", config={k: v for k, v in config.items() if isinstance(v, (int, float, str, bool))}
+                "genkit",
+                config={k: v for k, v in config.items() if isinstance(v, (int, float, str, bool))},
+                # wandb writes its run (online, or offline with WANDB_MODE=offline) beside TensorBoard's logs
+                init_kwargs={"wandb": {"dir": str(self.output / "logs"), "name": self.output.resolve().name}},
             )
-        accum = int(config["grad_accum"])
+        accum = self.accelerator.gradient_accumulation_steps
         max_norm = float(config["max_grad_norm"] or 0)
         bar = tqdm(total=self.max_steps, initial=self.step, disable=not acc.is_local_main_process, desc="train")
         micro = self.batch_in_epoch % accum
@@ -415,7 +427,7 @@ class Trainer:
                     ctx = StepContext(phase=spec.name, step=self.step, config=config, carry=self.carry)
                     with self._no_sync(sync), acc.autocast():
                         out = self.plugin.training_step(self.wrapped, batch, ctx)
-                    acc.backward(out["loss"] / accum)
+                    acc.backward(out["loss"])  # accelerate divides the loss by its gradient_accumulation_steps
                     for key, value in out.items():
                         name = f"{spec.name}/{key}" if len(self.specs) > 1 else key
                         v = value if isinstance(value, float) else self._check_finite(value, spec.name)
@@ -459,6 +471,12 @@ class Trainer:
             self._save_checkpoint()
         self._finish(elapsed)
         acc.end_training()
+        if config["push_to_hub"] and acc.is_main_process:
+            from genkit.io import push_to_hub
+
+            repo_id = config["hub_model_id"] or self.output.resolve().name
+            plan = push_to_hub(self.output, repo_id, private=bool(config["hub_private"]))
+            acc.print(f"pushed {len(plan['files'])} files to {plan['url']}")
         return self.output
 
     # ---- outputs -------------------------------------------------------------------------------------------------
@@ -482,18 +500,25 @@ class Trainer:
         from genkit.samples import write_samples
 
         pipeline = self.pipeline()
-        images = write_samples(self.plugin, pipeline, path, n=int(self.config["num_sample_images"]), seed=0)
-        tracker = self._tensorboard()
-        if tracker is not None and images is not None:
-            import numpy as np
+        samples = write_samples(self.plugin, pipeline, path, n=int(self.config["num_sample_images"]), seed=0)
+        self._log_samples(samples)
 
-            tracker.writer.add_image("samples", np.asarray(images.convert("RGB")), self.step, dataformats="HWC")
+    def _log_samples(self, samples) -> None:
+        """Hand a sample grid (PIL image) or texts to every tracker, at the current step."""
+        import numpy as np
 
-    def _tensorboard(self):
-        if self.config["log_with"] != "tensorboard":
-            return None
-        tracker = self.accelerator.get_tracker("tensorboard", unwrap=False)
-        return tracker if hasattr(tracker, "writer") else None
+        for tracker in self.accelerator.trackers:
+            if tracker.name == "tensorboard":
+                if isinstance(samples, list):
+                    tracker.writer.add_text("samples", "\n\n---\n\n".join(samples), self.step)
+                else:
+                    grid = np.asarray(samples.convert("RGB"))[None]
+                    tracker.log_images({"samples": grid}, step=self.step, dataformats="NHWC")
+            elif tracker.name == "wandb":
+                if isinstance(samples, list):
+                    tracker.log_table("samples", columns=["text"], data=[[t] for t in samples], step=self.step)
+                else:
+                    tracker.log_images({"samples": [samples]}, step=self.step)
 
     def _finish(self, elapsed: float) -> None:
         acc = self.accelerator
@@ -512,11 +537,16 @@ class Trainer:
         info = self.data.info
         write_metadata(staging, self.plugin.name, data=info.__dict__, config=self.config, train_seconds=elapsed)
         sample_file = "samples.png" if self.plugin.task == "image" else "samples.txt"
-        write_samples(self.plugin, pipeline, staging / sample_file, n=int(self.config["num_sample_images"]), seed=0)
+        samples = write_samples(
+            self.plugin, pipeline, staging / sample_file, n=int(self.config["num_sample_images"]), seed=0
+        )
+        self._log_samples(samples)  # the final grid (or texts) reaches every tracker
         evaluation = self.plugin.evaluate(pipeline, self.data, self.config) if self.config["eval"] else None
         if evaluation:
             (staging / "eval_results.json").write_text(json.dumps(evaluation, indent=2, default=str))
             acc.print(json.dumps(evaluation["metrics"]))
+            numeric = {k: v for k, v in evaluation["metrics"].items() if isinstance(v, (int, float))}
+            acc.log({f"eval/{k}": v for k, v in numeric.items()}, step=self.step)
         write_model_card(
             staging,
             plugin=self.plugin,
@@ -526,3 +556,19 @@ class Trainer:
             repo_or_path=str(self.output),
         )
         move_model_into(staging, self.output)
+
+
+def run_training(plugin, config: dict[str, Any], *, resume: str | None = None, overwrite: bool = False, dataset=None):
+    """Train into ``config["output"]`` after checking that the folder may be written (``genkit train`` and
+    ``genkit.train`` both come here); returns the output folder."""
+    from genkit.checkpoint import is_run_folder, list_checkpoints
+    from genkit.validation import check_output_folder
+
+    output = config["output"]
+    check_output_folder(output, own=is_run_folder(output), overwrite=overwrite)
+    if list_checkpoints(output) and not resume and not overwrite:
+        raise GenkitError(
+            f"{output} already holds checkpoints of a run; continue it with --resume latest, "
+            f"or pass --overwrite (or another --output) to start afresh"
+        )
+    return Trainer(plugin, config, resume=resume, dataset=dataset).train()

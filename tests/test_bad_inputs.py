@@ -235,7 +235,7 @@ OTHER = [
     ("space-own-folder", ["space", "build", "{vae}", "--out", "{vae}", "--overwrite"], "another folder"),
     ("space-not-genkit", ["space", "build", "{work}/notes", "--out", "{work}/s"], "not a genkit model"),
     ("space-push-not-space", ["space", "push", "{work}/notes", "me/space", "--dry-run"], "not a built Space"),
-    ("push-bad-repo-id", ["push", "{vae}", "not-a-repo", "--dry-run"], "invalid repo id"),
+    ("push-bad-repo-id", ["push", "{vae}", "not a repo!", "--dry-run"], "invalid repo id"),
     ("push-not-genkit", ["push", "{work}/notes", "me/model", "--dry-run"], "not a genkit model"),
     ("demo-missing-model", ["demo", "{work}/nope"], "no model folder"),
     ("no-command", [], "the following arguments are required"),

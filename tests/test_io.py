@@ -162,4 +162,4 @@ def test_push_creates_repo_and_uploads_folder(tiny_vae):
 
 def test_push_rejects_bad_repo_id(tiny_vae):
     with pytest.raises(GenkitError, match="invalid repo id"):
-        push_to_hub(tiny_vae, "no-slash", dry_run=True)
+        push_to_hub(tiny_vae, "a/b/c", dry_run=True)
