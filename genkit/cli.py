@@ -151,7 +151,7 @@ def build_parser(plugin=None, command: str | None = None) -> argparse.ArgumentPa
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="output file (default: samples.png for images; text is printed)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file genkit did not write")
-    if plugin is not None and command == "sample" and hasattr(plugin, "add_sample_arguments"):
+    if plugin is not None and command == "sample":
         plugin.add_sample_arguments(p.add_argument_group(f"{plugin.name} options"))
 
     p = sub.add_parser("eval", help="evaluate a model; prints JSON and updates its model card")
@@ -159,7 +159,7 @@ def build_parser(plugin=None, command: str | None = None) -> argparse.ArgumentPa
     p.add_argument("--dataset", help="evaluate on this data (default: the training dataset)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-card", action="store_true", help="do not write the results into the folder's model card")
-    if plugin is not None and command == "eval" and hasattr(plugin, "add_eval_arguments"):
+    if plugin is not None and command == "eval":
         plugin.add_eval_arguments(p.add_argument_group(f"{plugin.name} options"))
 
     p = sub.add_parser("info", help="show a model's plugin, config, data and evaluation")
@@ -199,18 +199,26 @@ def build_parser(plugin=None, command: str | None = None) -> argparse.ArgumentPa
 
 
 def _plugin_for(argv: list[str]):
-    """The plugin a command line is about, so its own flags can be parsed (None when it cannot be told yet)."""
+    """The plugin a command line is about, so its own flags can be parsed, and for sample/eval the opened model
+    (each None when it cannot be told yet)."""
     from genkit.registry import get_plugin
 
     if len(argv) < 2 or argv[1].startswith("-"):
-        return None
+        return None, None
     if argv[0] == "train":
-        return get_plugin(argv[1])
+        return get_plugin(argv[1]), None
     if argv[0] in ("sample", "eval"):
-        from genkit.io import read_metadata, resolve
+        from genkit.io import open_model
 
-        return get_plugin(read_metadata(resolve(argv[1]))["plugin"])
-    return None
+        model = open_model(argv[1])
+        return model.plugin, model
+    return None, None
+
+
+def _open(path: str):
+    from genkit.io import open_model
+
+    return open_model(path)
 
 
 def _plugin_kwargs(args: argparse.Namespace, parser: argparse.ArgumentParser, command: str) -> dict[str, Any]:
@@ -240,17 +248,18 @@ def cmd_train(args, plugin) -> None:
     print(f"model, samples and model card written to {output}")
 
 
-def cmd_sample(args, plugin, kwargs) -> None:
-    from genkit.io import load
+def cmd_sample(args, model, kwargs) -> None:
+    from genkit.io import load_opened
     from genkit.samples import MAX_SAMPLES, check_sample_file, write_samples
     from genkit.validation import check_value
 
+    plugin = model.plugin
     n = args.n if args.n is not None else (1 if plugin.task == "text" else 64)
     check_value("--n", n, int, f"[1, {MAX_SAMPLES}]")
     out = Path(args.out or ("samples.png" if plugin.task == "image" else "samples.txt"))
     if args.out is not None or plugin.task == "image":
         check_sample_file(out, overwrite=args.overwrite)
-    pipeline = load(args.model)
+    pipeline = load_opened(model)
     try:
         if plugin.task == "text" and args.out is None:  # text goes to the terminal unless a file is asked for
             print("\n\n----\n\n".join(plugin.sample(pipeline, n, seed=args.seed, **kwargs)))
@@ -261,14 +270,13 @@ def cmd_sample(args, plugin, kwargs) -> None:
     print(f"wrote {n} samples to {out}")
 
 
-def cmd_eval(args, plugin, kwargs) -> None:
+def cmd_eval(args, model, kwargs) -> None:
     from genkit.card import write_model_card
     from genkit.data import splits_for
-    from genkit.io import load, read_metadata, resolve
+    from genkit.io import load_opened
     from genkit.validation import check_limits
 
-    folder = resolve(args.model)
-    meta = read_metadata(folder)
+    folder, meta, plugin = model.folder, model.meta, model.plugin
     # A plugin's eval flags default to None ("not given"): the model's own training config then decides.
     given = {k: v for k, v in kwargs.items() if v is not None}
     check_limits(given, plugin.limits)
@@ -276,7 +284,7 @@ def cmd_eval(args, plugin, kwargs) -> None:
     if args.dataset:
         config["dataset"] = args.dataset
     config["seed"] = args.seed
-    pipeline = load(folder)
+    pipeline = load_opened(model)
     splits = splits_for(config, plugin.task, seed=meta.get("config", {}).get("seed", 0))
     data = plugin.prepare_data(splits, config)
     evaluation = plugin.evaluate(pipeline, data, config)
@@ -322,13 +330,13 @@ def cmd_push(args) -> None:
 
 
 def cmd_export(args) -> None:
-    from genkit.io import load, read_metadata, resolve, staged_folder
-    from genkit.registry import get_plugin
+    from genkit.io import load_opened, open_model, staged_folder
+    from genkit.plugin import Plugin
     from genkit.validation import check_output_folder
 
-    folder = resolve(args.model)
-    plugin = get_plugin(read_metadata(folder)["plugin"])
-    if not hasattr(plugin, "export"):
+    model = open_model(args.model)
+    folder, plugin = model.folder, model.plugin
+    if type(plugin).export is Plugin.export:  # the plugin offers none: say why its folder needs none
         index = folder / "model_index.json"
         class_name = json.loads(index.read_text()).get("_class_name") if index.is_file() else None
         import diffusers
@@ -348,7 +356,7 @@ def cmd_export(args) -> None:
     if out.exists() and out.resolve() == folder.resolve():
         raise GenkitError("--out must be another folder than the model's own")
     check_output_folder(out, own=False, overwrite=args.overwrite, what="--out")
-    pipeline = load(folder)
+    pipeline = load_opened(model)
     with staged_folder(out) as tmp:
         plugin.export(pipeline, tmp)
     print(f"exported to {args.out}")
@@ -374,7 +382,7 @@ def cmd_space(args) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        plugin = _plugin_for(argv) if argv else None
+        plugin, model = _plugin_for(argv) if argv else (None, None)
         parser = build_parser(plugin, argv[0] if argv else None)
         try:
             args = parser.parse_args(argv)
@@ -385,9 +393,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "train":
             cmd_train(args, plugin)
         elif args.command == "sample":
-            cmd_sample(args, plugin, _plugin_kwargs(args, parser, "sample"))
+            cmd_sample(args, model or _open(args.model), _plugin_kwargs(args, parser, "sample"))
         elif args.command == "eval":
-            cmd_eval(args, plugin, _plugin_kwargs(args, parser, "eval"))
+            cmd_eval(args, model or _open(args.model), _plugin_kwargs(args, parser, "eval"))
         else:
             {"info": cmd_info, "push": cmd_push, "export": cmd_export, "demo": cmd_demo, "space": cmd_space}[
                 args.command

@@ -147,12 +147,10 @@ def enable_queue(demo: gr.Blocks) -> gr.Blocks:
 
 def load_demo(model: str):
     """Load a genkit model (folder or Hub id) and build its plugin's demo."""
-    from genkit.io import load, read_metadata, resolve
-    from genkit.registry import get_plugin
+    from genkit.io import load_opened, open_model
 
-    folder = resolve(model)
-    plugin = get_plugin(read_metadata(folder)["plugin"])
-    return plugin.build_demo(load(folder))
+    opened = open_model(model)
+    return opened.plugin.build_demo(load_opened(opened))
 
 
 def model_threads() -> int:

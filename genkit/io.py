@@ -7,6 +7,7 @@ Every genkit model folder holds config JSON, ``.safetensors`` weights, a model c
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import importlib
 import inspect
 import json
@@ -15,6 +16,7 @@ import re
 import shutil
 import struct
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,10 @@ __all__ = [
     "check_folder",
     "check_weights_fit",
     "component_classes",
+    "OpenedModel",
     "load",
+    "load_opened",
+    "open_model",
     "push_to_hub",
     "read_metadata",
     "resolve",
@@ -279,8 +284,21 @@ def read_metadata(folder: str | Path) -> dict[str, Any]:
     return meta
 
 
-def load(path_or_repo_id: str | os.PathLike, revision: str | None = None):
-    """Load a genkit model from a folder, a Hub repo id, or the offline cache, as its plugin's pipeline."""
+@dataclass
+class OpenedModel:
+    """A model folder that has been resolved and checked once: where it is, its genkit.json, its plugin."""
+
+    folder: Path
+    meta: dict[str, Any]
+    plugin: Any  # genkit.Plugin
+
+
+_CHECKED: contextvars.ContextVar[Path | None] = contextvars.ContextVar("genkit_checked_folder", default=None)
+
+
+def open_model(path_or_repo_id: str | os.PathLike, revision: str | None = None) -> OpenedModel:
+    """The one way genkit opens a model (``genkit.load``, the CLI, demos, Spaces): resolve the folder, Hub id or
+    cached id, read its metadata, and check its files and configs against its plugin's classes — once."""
     from genkit.registry import get_plugin
 
     folder = resolve(path_or_repo_id, revision=revision)
@@ -288,7 +306,26 @@ def load(path_or_repo_id: str | os.PathLike, revision: str | None = None):
     check_folder(folder)
     plugin = get_plugin(meta["plugin"])
     validate_pipeline_folder(folder, plugin.pipeline_class)
-    return plugin.load_pipeline(folder)
+    return OpenedModel(folder=folder, meta=meta, plugin=plugin)
+
+
+def load_opened(model: OpenedModel):
+    """The pipeline of an opened model; its plugin's loader does not check the folder a second time."""
+    token = _CHECKED.set(model.folder)
+    try:
+        return model.plugin.load_pipeline(model.folder)
+    finally:
+        _CHECKED.reset(token)
+
+
+def already_checked(folder: Path) -> bool:
+    """True inside ``load_opened`` for the folder it loads: ``GenkitPipeline.from_pretrained`` skips its checks."""
+    return _CHECKED.get() == folder
+
+
+def load(path_or_repo_id: str | os.PathLike, revision: str | None = None):
+    """Load a genkit model from a folder, a Hub repo id, or the offline cache, as its plugin's pipeline."""
+    return load_opened(open_model(path_or_repo_id, revision=revision))
 
 
 # ---- writing a model folder safely --------------------------------------------------------------------------------

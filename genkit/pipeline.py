@@ -22,7 +22,7 @@ from pathlib import Path
 from diffusers import DiffusionPipeline
 
 from genkit.errors import ConfigError
-from genkit.io import check_folder, component_classes, resolve, validate_pipeline_folder
+from genkit.io import already_checked, check_folder, component_classes, resolve, validate_pipeline_folder
 
 __all__ = ["EXPORT_MARK", "GenkitPipeline", "genkit_free_source"]
 
@@ -92,8 +92,9 @@ class GenkitPipeline(DiffusionPipeline):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
         folder = resolve(pretrained_model_name_or_path, revision=kwargs.pop("revision", None))
-        check_folder(folder)
-        validate_pipeline_folder(folder, cls)
+        if not already_checked(folder):  # genkit.load checked it a moment ago
+            check_folder(folder)
+            validate_pipeline_folder(folder, cls)
         index = json.loads((folder / "model_index.json").read_text())
         if isinstance(index.get("_class_name"), list):
             return cls._from_shipped_folder(folder, index, **kwargs)

@@ -113,9 +113,20 @@ class Plugin(ABC):
     # Lines shown in the model card's "Use" section after `pipe = genkit.load(...)`; they must run as written.
     card_usage: str = ""
 
+    # True for truncated-BPTT plugins: the trainer does not shuffle, and splits every batch across processes so that
+    # each keeps its own contiguous streams.
+    sequential_batches: bool = False
+
     # ---- configuration -------------------------------------------------------------------------------------
     def add_arguments(self, parser) -> None:  # noqa: B027 - optional hook, empty by default
         """Add family-specific flags to ``genkit train``. Use ``default=None`` so presets can fill them."""
+
+    def add_sample_arguments(self, parser) -> None:  # noqa: B027 - optional hook, empty by default
+        """Add flags to ``genkit sample``; their values reach ``sample(pipeline, n, seed, **values)``."""
+
+    def add_eval_arguments(self, parser) -> None:  # noqa: B027 - optional hook, empty by default
+        """Add flags to ``genkit eval``; name their ``dest`` after config keys (default ``None``: the model's own
+        training config decides), so the same key works at train time and at eval time."""
 
     # ---- data ------------------------------------------------------------------------------------------------
     def prepare_data(self, splits, config: dict[str, Any]) -> PreparedData:
@@ -130,11 +141,8 @@ class Plugin(ABC):
         """Build the trainable modules from the resolved config and what the data says."""
 
     def optimizers(self, config: dict[str, Any]) -> list[OptimizerSpec]:
-        """One Adam over every module by default."""
-        return [OptimizerSpec(name="model", modules=list(self.module_names(config)), lr=config["lr"])]
-
-    def module_names(self, config: dict[str, Any]) -> list[str]:
-        return ["model"]
+        """One AdamW over the module ``build`` calls ``"model"`` by default."""
+        return [OptimizerSpec(name="model", modules=["model"], lr=config["lr"])]
 
     def ema_for(self, config: dict[str, Any]) -> dict[str, float | dict[str, Any]]:
         """The EMA settings of one run: the class attribute ``ema`` by default; override when they depend on the
@@ -194,6 +202,13 @@ class Plugin(ABC):
             raise NotImplementedError(f"plugin {self.name!r} sets no pipeline_class and does not override load")
         return self.pipeline_class.from_pretrained(str(path), use_safetensors=True)
 
+    def export(self, pipeline, out_dir: Path) -> None:
+        """Write a folder that stock libraries load without genkit (``genkit export``), when the saved folder is not
+        one already (the LSTM adds its modeling code and ``auto_map``). Not offered by default."""
+        from genkit.errors import GenkitError
+
+        raise GenkitError(f"plugin {self.name!r} has no export")
+
     @abstractmethod
     def sample(self, pipeline, n: int, seed: int = 0, **kwargs) -> list:
         """``n`` samples: PIL images for image plugins, strings for text plugins."""
@@ -208,8 +223,10 @@ class Plugin(ABC):
 
 
 def missing_hooks(obj: Any) -> list[str]:
-    """Names of contract attributes and hooks that ``obj`` lacks (empty when it satisfies the contract)."""
-    missing = [a for a in REQUIRED_ATTRIBUTES if not hasattr(obj, a)]
+    """Names of contract attributes and hooks that ``obj`` lacks (empty when it satisfies the contract). The
+    optional hooks and attributes come with defaults from ``Plugin``, so a plugin must be an instance of it."""
+    missing = [] if isinstance(obj, Plugin) else [f"genkit.Plugin as base class ({type(obj).__name__} is not one)"]
+    missing += [a for a in REQUIRED_ATTRIBUTES if not hasattr(obj, a)]
     for hook in REQUIRED_HOOKS:
         fn = getattr(obj, hook, None)
         if fn is None or not callable(fn) or getattr(fn, "__isabstractmethod__", False):

@@ -115,15 +115,11 @@ def build_space(
     The model's files are copied into ``out/model`` unless ``hub_id`` is given: then the Space loads the model
     from that Hub repo when it starts, and the folder holds no weights.
     """
-    from genkit.io import check_folder, read_metadata, resolve, staged_folder, validate_pipeline_folder
-    from genkit.registry import get_plugin
+    from genkit.io import open_model, staged_folder
     from genkit.validation import check_output_folder
 
-    folder = resolve(model)
-    meta = read_metadata(folder)
-    check_folder(folder)
-    plugin = get_plugin(meta["plugin"])
-    validate_pipeline_folder(folder, plugin.pipeline_class)  # a Space loads the copy as genkit.load does
+    opened = open_model(model)  # checked as genkit.load checks it, before anything is copied into the Space
+    folder, meta, plugin = opened.folder, opened.meta, opened.plugin
     if not SPACES_DIR.is_dir():
         raise GenkitError(
             "the Space templates (package genkit_spaces) are not installed: reinstall genkit "

@@ -184,7 +184,7 @@ class Trainer:
             log_with=log_with,
             project_config=ProjectConfiguration(project_dir=str(self.output), logging_dir=str(self.output / "logs")),
             # Sequential plugins (TBPTT) split every batch across processes, so each keeps contiguous streams.
-            dataloader_config=DataLoaderConfiguration(split_batches=getattr(plugin, "sequential_batches", False)),
+            dataloader_config=DataLoaderConfiguration(split_batches=plugin.sequential_batches),
             kwargs_handlers=handlers,
         )
         # What accelerate settled on (from the flag, or its config and environment), recorded in the model's config.
@@ -213,7 +213,7 @@ class Trainer:
             raise ConfigError(f"plugin {plugin.name!r} optimizes modules it did not build: {sorted(missing)}")
 
         batch_size = int(config["batch_size"])
-        sequential = getattr(plugin, "sequential_batches", False)
+        sequential = plugin.sequential_batches
         if sequential and batch_size % acc.num_processes:
             raise ConfigError(f"--batch-size {batch_size} must be divisible by the {acc.num_processes} processes")
         if len(self.data.train) < batch_size * (1 if sequential else acc.num_processes):
