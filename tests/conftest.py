@@ -41,6 +41,15 @@ def run_card_usage(model: Path) -> dict:
     return namespace
 
 
+def free_port() -> int:
+    """A free TCP port on the loopback, for a two-process run's rendezvous."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def train_cli(*args: str) -> int:
     """Run `genkit train ...` in this process (the real CLI entry point)."""
     from genkit.cli import main

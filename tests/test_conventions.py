@@ -83,21 +83,18 @@ def test_accumulation_from_accelerate_equals_the_genkit_flag(tmp_path, monkeypat
 
 def test_two_process_run_resumes(tmp_path):
     """A two-process CPU run (gloo), stopped at step 4 of 8, resumes with two processes to the end."""
-    import socket
-
-    def port():
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return str(s.getsockname()[1])
+    from conftest import free_port
 
     out = tmp_path / "ddp"
     two = ["--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no"]
     two += ["--dynamo_backend", "no"]
     args = ["-m", "genkit", "train", "vae", *TINY, "--output", str(out), "--checkpoint-every", "4"]
     env = {"ACCELERATE_USE_CPU": "1"}
-    first = launch(*two, "--main_process_port", port(), *args, "--max-steps", "4", env=env)
+    first = launch(*two, "--main_process_port", str(free_port()), *args, "--max-steps", "4", env=env)
     assert first.returncode == 0, first.stderr[-3000:]
-    second = launch(*two, "--main_process_port", port(), *args, "--max-steps", "8", "--resume", "latest", env=env)
+    second = launch(
+        *two, "--main_process_port", str(free_port()), *args, "--max-steps", "8", "--resume", "latest", env=env
+    )
     assert second.returncode == 0, second.stderr[-3000:]
     assert "resumed from" in second.stdout and "checkpoint-4" in second.stdout
     state = json.loads((out / "checkpoint-8" / "trainer_state.json").read_text())

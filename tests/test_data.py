@@ -97,11 +97,11 @@ def test_stdlib_corpus_is_the_standard_library_source_in_order():
 
 
 def test_wrong_task_for_a_builtin_is_refused():
-    with pytest.raises(DataError, match="'stdlib' is a text corpus.*built-in image datasets: digits, shapes"):
+    with pytest.raises(DataError, match="'stdlib' is a text corpus.*built-in image datasets: digits, mnist, shapes"):
         load_splits("stdlib", "image")
     with pytest.raises(DataError, match="'digits' is an image dataset.*built-in text datasets: stdlib"):
         load_splits("digits", "text")
-    assert BUILTIN_SOURCES == {"digits": "image", "shapes": "image", "stdlib": "text"}
+    assert BUILTIN_SOURCES == {"digits": "image", "mnist": "image", "shapes": "image", "stdlib": "text"}
 
 
 # ---- local sources ---------------------------------------------------------------------------------------------
@@ -227,7 +227,7 @@ def test_hub_id_from_the_hub_cache():
 
 # ---- errors ----------------------------------------------------------------------------------------------------
 def test_unknown_source():
-    with pytest.raises(DataError, match=r"unknown dataset 'no-such-dataset'; built-in: digits, shapes, stdlib"):
+    with pytest.raises(DataError, match=r"unknown dataset 'no-such-dataset'; built-in: digits, mnist, shapes, stdlib"):
         load_splits("no-such-dataset", "image")
     with pytest.raises(DataError, match="unknown dataset 'someone/missing'"):
         load_splits("someone/missing", "text")

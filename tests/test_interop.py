@@ -284,12 +284,11 @@ def test_fine_tunes_a_stock_ddpm_from_the_offline_hub_cache(stock_ddpm, tmp_path
 
 def test_fine_tunes_a_stock_ddpm_with_two_processes(stock_ddpm, tmp_path):
     import os
-    import socket
     import sys
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    from conftest import free_port
+
+    port = free_port()
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
     cmd += [

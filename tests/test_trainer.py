@@ -3,14 +3,13 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
-from conftest import train_cli
+from conftest import free_port, train_cli
 from safetensors.torch import load_file
 
 
@@ -121,12 +120,6 @@ def test_gradient_accumulation_and_warmup_run(tmp_path):
     assert state["step"] == 6 and state["batch_in_epoch"] == 12  # two micro-batches per update
     scheduler = json.loads((out / "checkpoint-3" / "scheduler-model.json").read_text())
     assert "__dict__" in scheduler
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_two_process_training_on_cpu(tmp_path):
