@@ -157,6 +157,11 @@ TRAIN = [
     ("init-from-missing", [*T, "--init-from", "{work}/nope"], "no model folder"),
     ("init-from-not-genkit", [*T, "--init-from", "{work}/notes"], "not a genkit model"),
     ("init-from-other-family", [*T, "--init-from", "{ddpm}"], "is a ddpm model"),
+    ("hub-model-id-invalid", [*T, "--push-to-hub", "--hub-model-id", "a/b/c"], "--hub-model-id 'a/b/c' is not"),
+    ("report-to-unknown", [*T, "--report-to", "mlflow"], "invalid choice"),
+    ("dataset-config-on-builtin", [*T, "--dataset-config", "full"], "--dataset-config apply to Hub datasets"),
+    ("split-unknown", [*T, "--dataset", "{work}/badimages", "--split", "dev"], "--split 'dev'"),
+    ("lstm-extend-vocab-alone", [*L0, "--extend-vocab"], "--extend-vocab grows a base model's vocabulary"),
     (
         "init-from-changes-base",
         [*T, "--init-from", "{vae}", "--latent-dim", "3"],

@@ -207,6 +207,8 @@ class LSTMPlugin(Plugin):
         seq_len, batch_size = int(config["seq_len"]), int(config["batch_size"])
         if seq_len < 1:
             raise ConfigError(f"--seq-len must be >= 1, got {seq_len}")
+        if config.get("extend_vocab") and not config.get("init_from"):
+            raise ConfigError("--extend-vocab grows a base model's vocabulary: give the base with --init-from")
         if config.get("init_from"):  # fine-tuning: the base's own vocabulary, reported against the new text
             from transformers import AutoTokenizer
 
