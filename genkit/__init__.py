@@ -34,6 +34,8 @@ __all__ = [
     "get_plugin",
     "list_plugins",
     "load",
+    "plugin_of",
+    "save",
     "train",
 ]
 
@@ -79,6 +81,33 @@ def train(
     pipeline = load_model(folder)
     pipeline.output_dir = folder
     return pipeline
+
+
+def save(pipeline, path, *, overwrite: bool = False):
+    """Save a genkit pipeline (one that ``genkit.load`` or ``genkit.train`` returned, perhaps changed since) so
+    that ``genkit.load`` reads it back: the plugin's own format plus ``genkit.json``, written beside ``path`` and
+    swapped in. A folder that holds something else is refused unless ``overwrite``."""
+    from genkit.checkpoint import is_run_folder
+    from genkit.io import staged_folder, write_metadata
+    from genkit.validation import check_output_folder
+
+    plugin = plugin_of(pipeline)
+    path = check_output_folder(path, own=is_run_folder(path), overwrite=overwrite, what="path")
+    with staged_folder(path) as tmp:
+        plugin.save_pipeline(pipeline, tmp)
+        write_metadata(tmp, plugin.name, saved_by="genkit.save")
+    return path
+
+
+def plugin_of(pipeline):
+    """The installed plugin whose package defines ``pipeline``'s class (for a transformers pipeline: its model's)."""
+    obj = getattr(pipeline, "model", pipeline) if not hasattr(pipeline, "components") else pipeline
+    top = type(obj).__module__.split(".")[0]
+    for name in list_plugins():
+        plugin = get_plugin(name)
+        if type(plugin).__module__.split(".")[0] == top:
+            return plugin
+    raise GenkitError(f"no installed genkit plugin defines {type(obj).__name__} (module {type(obj).__module__})")
 
 
 def load(path_or_repo_id: str, **kwargs):

@@ -163,3 +163,22 @@ def test_push_creates_repo_and_uploads_folder(tiny_vae):
 def test_push_rejects_bad_repo_id(tiny_vae):
     with pytest.raises(GenkitError, match="invalid repo id"):
         push_to_hub(tiny_vae, "a/b/c", dry_run=True)
+
+
+def test_save_writes_what_load_reads_and_guards_the_folder(tiny_vae, tmp_path):
+    import genkit
+
+    pipe = genkit.load(tiny_vae)
+    with torch.no_grad():
+        pipe.vae.from_latent.bias.add_(1.0)  # a change made in a notebook
+    out = genkit.save(pipe, tmp_path / "edited")
+    again = genkit.load(out)
+    assert torch.equal(again.vae.from_latent.bias, pipe.vae.from_latent.bias)
+    assert genkit.save(again, out) == out  # its own folder may be written again
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    with pytest.raises(GenkitError, match="non-empty folder that genkit did not write"):
+        genkit.save(pipe, tmp_path / "mine")
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "mine"
+    with pytest.raises(GenkitError, match="no installed genkit plugin defines"):
+        genkit.save(object(), tmp_path / "x")
