@@ -58,9 +58,7 @@ def train(
     ``datasets.Dataset``/``DatasetDict``, or a list of PIL images or strings. ``settings`` are any trainer or plugin
     setting by its config name (``max_steps=200``, ``lr=1e-3``, ``latent_dim=8``, ...).
     """
-    from genkit.errors import ConfigError
     from genkit.io import load as load_model
-    from genkit.registry import get_plugin
     from genkit.trainer import TRAINER_DEFAULTS, resolve_config, run_training
 
     family = get_plugin(plugin)

@@ -352,10 +352,7 @@ def cmd_export(args) -> None:
                 "DiffusionPipeline.from_pretrained(path, trust_remote_code=True)"
             )
         raise GenkitError(f"plugin {plugin.name!r} has no export")
-    out = Path(args.out)
-    if out.exists() and out.resolve() == folder.resolve():
-        raise GenkitError("--out must be another folder than the model's own")
-    check_output_folder(out, own=False, overwrite=args.overwrite, what="--out")
+    out = check_output_folder(args.out, own=False, overwrite=args.overwrite, what="--out", source=folder)
     pipeline = load_opened(model)
     with staged_folder(out) as tmp:
         plugin.export(pipeline, tmp)

@@ -43,6 +43,8 @@ __all__ = [
 METADATA_FILE = "genkit.json"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
+# A repo id to push to: user/name, or a bare name that lands in the token's namespace.
+PUSH_REPO_ID = re.compile(r"([\w.\-]+/)?[\w.\-]+")
 
 
 # ---- locating a model ----------------------------------------------------------------------------------------------
@@ -367,10 +369,10 @@ def move_model_into(staging: Path, output: Path) -> None:
     shutil.rmtree(replaced, ignore_errors=True)
     replaced.mkdir()
     entries = sorted(staging.iterdir(), key=lambda p: p.name == METADATA_FILE)  # genkit.json last
-    for new in entries:
+    for new in reversed(entries):  # genkit.json first out
         if (output / new.name).exists():
             (output / new.name).rename(replaced / new.name)
-    for new in entries:
+    for new in entries:  # genkit.json last in
         new.rename(output / new.name)
     staging.rmdir()
     shutil.rmtree(replaced)
@@ -412,7 +414,7 @@ def push_to_hub(
     folder = Path(folder)
     if not folder.is_dir():
         raise GenkitError(f"nothing to push: {str(folder)!r} is not a folder")
-    if not re.match(r"^([\w.\-]+/)?[\w.\-]+$", repo_id):
+    if not PUSH_REPO_ID.fullmatch(repo_id):
         raise GenkitError(f"invalid repo id {repo_id!r}; expected 'user/name' (or a bare name in your namespace)")
     files = upload_plan(folder)
     plan = {

@@ -23,6 +23,7 @@ __all__ = [
     "PreparedData",
     "REQUIRED_HOOKS",
     "StepContext",
+    "check_base_classes",
 ]
 
 # What the registry checks on every plugin object it loads, built-in or third-party.
@@ -220,6 +221,17 @@ class Plugin(ABC):
     @abstractmethod
     def build_demo(self, pipeline):
         """A ``gr.Blocks`` demo for this pipeline, every event with an explicit ``api_name``."""
+
+
+def check_base_classes(base_classes: int, info: DataInfo) -> None:
+    """Refuse fine-tuning a class-conditional base (``base_classes`` > 0) on data with another number of classes."""
+    if base_classes and info.num_classes != base_classes:
+        from genkit.errors import ConfigError
+
+        raise ConfigError(
+            f"the base model is conditional on {base_classes} classes, and dataset {info.dataset!r} has "
+            f"{info.num_classes or 'no'} classes; a conditional base fine-tunes on data with the same classes"
+        )
 
 
 def missing_hooks(obj: Any) -> list[str]:

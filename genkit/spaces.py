@@ -129,9 +129,7 @@ def build_space(
     if not (template / APP_FILE).is_file():
         known = ", ".join(sorted(p.name for p in SPACES_DIR.iterdir() if (p / APP_FILE).is_file()))
         raise GenkitError(f"no Space template for plugin {plugin.name!r} in {SPACES_DIR}; there are: {known}")
-    out = check_output_folder(out, own=False, overwrite=overwrite, what="--out")
-    if out.exists() and out.resolve() == folder.resolve():
-        raise GenkitError("--out must be another folder than the model's own")
+    out = check_output_folder(out, own=False, overwrite=overwrite, what="--out", source=folder)
     with staged_folder(out) as tmp:
         _write_space(tmp, model, folder, meta, plugin, template, title=title, hub_id=hub_id)
     return out

@@ -10,7 +10,6 @@ import contextlib
 import copy
 import json
 import math
-import re
 import shutil
 import time
 from pathlib import Path
@@ -126,7 +125,9 @@ def resolve_config(plugin, preset: str, overrides: dict[str, Any], init_from: st
         raise ConfigError(f"--mixed-precision must be no, fp16 or bf16, got {config['mixed_precision']!r}")
     check_limits(config, {**TRAINER_LIMITS, **plugin.limits})
     hub_id = config.get("hub_model_id")
-    if hub_id is not None and not re.fullmatch(r"([\w.\-]+/)?[\w.\-]+", str(hub_id)):
+    from genkit.io import PUSH_REPO_ID
+
+    if hub_id is not None and not PUSH_REPO_ID.fullmatch(str(hub_id)):
         raise ConfigError(f"--hub-model-id {hub_id!r} is not a Hub repo id (user/name, or a bare name)")
     schedulers = [t.value for t in SchedulerType]
     if config["lr_scheduler"] not in schedulers:

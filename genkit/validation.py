@@ -55,12 +55,17 @@ def check_limits(config: dict[str, Any], limits: dict[str, tuple[type, str]]) ->
             check_value(flag(key), value, kind, interval)
 
 
-def check_output_folder(path: str | Path, *, own: bool, overwrite: bool, what: str = "--output") -> Path:
+def check_output_folder(
+    path: str | Path, *, own: bool, overwrite: bool, what: str = "--output", source: Path | None = None
+) -> Path:
     """Refuse an output path that is a file, unwritable, or a non-empty folder that is not genkit's own output.
 
-    ``own`` says whether the folder's content is this command's own earlier output (then it may be written into).
+    ``own`` says whether the folder's content is this command's own earlier output (then it may be written into);
+    ``source`` is the model folder a command reads, which its output may never replace.
     """
     path = Path(path)
+    if source is not None and path.exists() and path.resolve() == Path(source).resolve():
+        raise GenkitError(f"{what} must be another folder than the model's own")
     if path.exists() and not path.is_dir():
         raise GenkitError(f"{what} {str(path)!r} is a file; give a folder")
     parent = next((p for p in [path, *path.parents] if p.exists()), Path("."))

@@ -496,3 +496,24 @@ def test_safetensors_header_bomb_is_refused(tmp_path):
     (tmp_path / "w.safetensors").write_bytes(struct.pack("<Q", 10**12) + b"{}")
     with pytest.raises(WeightsError, match="corrupt"):
         check_folder(tmp_path)
+
+
+def test_final_save_moves_genkit_json_out_first_and_in_last(tmp_path, monkeypatch):
+    """While the old model is moved aside and the new one in, the folder has no genkit.json: it never looks like a
+    complete model with half of its files."""
+    from genkit.io import move_model_into
+
+    output, staging = tmp_path / "run", tmp_path / "run" / ".tmp-model"
+    for folder in (output, staging):
+        (folder / "vae").mkdir(parents=True)
+        (folder / "genkit.json").write_text("{}")
+        (folder / "README.md").write_text(folder.name)
+    moves, rename = [], Path.rename
+    monkeypatch.setattr(
+        Path, "rename", lambda self, target: (moves.append((self, Path(target))), rename(self, target))[1]
+    )
+    move_model_into(staging, output)
+    out_moves = [src.name for src, dst in moves if src.parent == output]
+    in_moves = [src.name for src, dst in moves if src.parent == staging]
+    assert out_moves[0] == "genkit.json" and in_moves[-1] == "genkit.json"
+    assert (output / "README.md").read_text() == ".tmp-model" and not staging.exists()

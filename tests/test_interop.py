@@ -307,3 +307,12 @@ def test_fine_tunes_a_stock_ddpm_with_two_processes(stock_ddpm, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())["num_processes"] == 2
     _check_fine_tuned(out, stock_ddpm)
+
+
+def test_a_conditional_base_needs_data_with_its_classes(conditional_ddpm, tmp_path, capsys):
+    from genkit.cli import main
+
+    out = tmp_path / "x"
+    argv = ["train", "ddpm", "--init-from", str(conditional_ddpm), "--dataset", "shapes", "--output", str(out), *TUNE]
+    assert main([*argv, "--num-samples", "100"]) == 2
+    assert "conditional on 10 classes, and dataset 'shapes' has 5 classes" in capsys.readouterr().err

@@ -15,7 +15,7 @@ from genkit_dcgan.modeling_dcgan import IMAGE_SIZES, DCGANDiscriminator, DCGANGe
 from genkit_dcgan.pipeline_dcgan import DCGANPipeline
 
 from genkit.errors import ConfigError
-from genkit.plugin import DataInfo, OptimizerSpec, Plugin, PreparedData, StepContext
+from genkit.plugin import DataInfo, OptimizerSpec, Plugin, PreparedData, StepContext, check_base_classes
 
 __all__ = ["LOSSES", "DCGANPlugin", "collapse_warnings"]
 
@@ -312,12 +312,7 @@ class DCGANPlugin(Plugin):
 
     def modules_from_base(self, folder, data: PreparedData) -> dict[str, torch.nn.Module]:
         modules = super().modules_from_base(folder, data)
-        k = modules["generator"].config.num_classes
-        if k and data.info.num_classes != k:
-            raise ConfigError(
-                f"the base GAN draws {k} classes, and dataset {data.info.dataset!r} has "
-                f"{data.info.num_classes or 'no'} classes; a conditional base fine-tunes on data with the same classes"
-            )
+        check_base_classes(modules["generator"].config.num_classes, data.info)
         return modules
 
     def sample(self, pipeline: DCGANPipeline, n: int, seed: int = 0, labels=None, **kwargs):

@@ -17,7 +17,7 @@ from diffusers import DDPMScheduler, UNet2DModel
 from genkit_ddpm.pipeline_ddpm import ClassConditionalDDPMPipeline, GenkitDDPMPipeline, make_scheduler
 
 from genkit.errors import ConfigError
-from genkit.plugin import DataInfo, Plugin, PreparedData, StepContext
+from genkit.plugin import DataInfo, Plugin, PreparedData, StepContext, check_base_classes
 from genkit.validation import check_value
 
 __all__ = ["DDPMPlugin"]
@@ -296,7 +296,7 @@ class DDPMPlugin(Plugin):
         from genkit.io import check_folder, validate_pipeline_folder
 
         check_folder(folder)
-        unet_dir = folder / "unet" if (folder / "model_index.json").is_file() else folder
+        unet_dir = _unet_dir(folder)
         settings = _unet_settings(unet_dir)
         if unet_dir != folder:
             validate_pipeline_folder(folder, GenkitDDPMPipeline)
@@ -307,14 +307,9 @@ class DDPMPlugin(Plugin):
         if (folder / "genkit.json").is_file():
             modules = super().modules_from_base(folder, data)
         else:
-            unet_dir = folder / "unet" if (folder / "model_index.json").is_file() else folder
-            modules = {"model": UNet2DModel.from_pretrained(str(unet_dir), use_safetensors=True)}
-        embeds, info = modules["model"].config.num_class_embeds, data.info
-        if embeds and info.num_classes != embeds - 1:
-            raise ConfigError(
-                f"the base UNet embeds {embeds - 1} classes (+ the null class), and dataset {info.dataset!r} has "
-                f"{info.num_classes or 'no'} classes; a conditional base fine-tunes on data with the same classes"
-            )
+            modules = {"model": UNet2DModel.from_pretrained(str(_unet_dir(folder)), use_safetensors=True)}
+        embeds = modules["model"].config.num_class_embeds  # classes + the null class of classifier-free guidance
+        check_base_classes(embeds - 1 if embeds else 0, data.info)
         return modules
 
     def load_pipeline(self, path: str | Path):
@@ -420,6 +415,11 @@ class DDPMPlugin(Plugin):
 
 def _round_up(value: int, factor: int) -> int:
     return -(-value // factor) * factor
+
+
+def _unet_dir(folder: Path) -> Path:
+    """A base's UNet: ``unet/`` of a pipeline folder, or the folder itself when it is a bare UNet2DModel."""
+    return folder / "unet" if (folder / "model_index.json").is_file() else folder
 
 
 def _unet_settings(unet_dir: Path) -> dict[str, Any]:

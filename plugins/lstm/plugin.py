@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from genkit_lstm.configuration_lstm import LSTMConfig
 from genkit_lstm.modeling_lstm import LSTMForCausalLM
-from genkit_lstm.tokenization_lstm import LEVELS, NEWLINE, PAD_TOKEN, UNK_TOKEN, build_tokenizer
+from genkit_lstm.tokenization_lstm import LEVELS, NEWLINE, build_tokenizer, tokenizer_from_vocab
 
 from genkit.errors import ConfigError, DataError, GenkitError
 from genkit.plugin import DataInfo, Plugin, PreparedData, StepContext
@@ -330,8 +330,6 @@ class LSTMPlugin(Plugin):
         """The model, tokenizer, model card and modeling source with ``auto_map``: a folder that stock transformers
         loads with ``trust_remote_code=True`` where genkit is not installed (genkit itself never enables it)."""
         out_dir, source = Path(out_dir), Path(pipeline.model.name_or_path)
-        if out_dir.exists() and source.is_dir() and out_dir.resolve() == source.resolve():
-            raise GenkitError("--out must be another folder than the model's own")
         self.save_pipeline(pipeline, out_dir)
         for name in _CARD_FILES:
             if source.is_dir() and (source / name).is_file():
@@ -454,10 +452,6 @@ def _vocabulary_report(tokenizer, rows: list[str], *, extend: bool):
     a tokenizer whose vocabulary appends the missing tokens (old ids unchanged, new ones after them, by frequency)."""
     from collections import Counter
 
-    from tokenizers import Tokenizer
-    from tokenizers.models import WordLevel
-    from transformers import PreTrainedTokenizerFast
-
     pre, vocab = tokenizer.backend_tokenizer.pre_tokenizer, tokenizer.get_vocab()
     counts, total = Counter(), 0
     for row in rows:
@@ -477,23 +471,12 @@ def _vocabulary_report(tokenizer, rows: list[str], *, extend: bool):
         )
         return tokenizer
     added = sorted(counts, key=lambda t: (-counts[t], t))
-    extended = {**vocab, **{token: len(vocab) + i for i, token in enumerate(added)}}
-    backend = Tokenizer(WordLevel(extended, unk_token=UNK_TOKEN))
-    backend.pre_tokenizer, backend.decoder = pre, tokenizer.backend_tokenizer.decoder
-    backend.add_special_tokens([PAD_TOKEN, UNK_TOKEN])
     warnings.warn(
         f"--extend-vocab: added {len(added)} tokens to the base model's {len(vocab)} ({missing:,} of the new text's "
         f"{total:,} tokens, {missing / max(1, total):.1%}, were unknown), e.g. {examples}",
         stacklevel=2,
     )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        pad_token=PAD_TOKEN,
-        unk_token=UNK_TOKEN,
-        padding_side=tokenizer.padding_side,
-        clean_up_tokenization_spaces=False,
-        model_input_names=["input_ids", "attention_mask"],
-    )
+    return tokenizer_from_vocab({**vocab, **{token: len(vocab) + i for i, token in enumerate(added)}}, pre)
 
 
 def unknown_pieces(tokenizer, text: str) -> list[str]:

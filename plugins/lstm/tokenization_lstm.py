@@ -14,7 +14,7 @@ from tokenizers import Regex, Tokenizer, decoders, pre_tokenizers
 from tokenizers.models import WordLevel
 from transformers import PreTrainedTokenizerFast
 
-__all__ = ["LEVELS", "NEWLINE", "PAD_TOKEN", "UNK_TOKEN", "build_tokenizer"]
+__all__ = ["LEVELS", "NEWLINE", "PAD_TOKEN", "UNK_TOKEN", "build_tokenizer", "tokenizer_from_vocab"]
 
 PAD_TOKEN, UNK_TOKEN = "<pad>", "<unk>"  # ids 0 and 1
 NEWLINE = "\n"  # always in the vocabulary: rows are joined with it, and samples start after it
@@ -56,8 +56,11 @@ def build_tokenizer(rows: Iterable[str], level: str, vocab_size: int) -> PreTrai
     kept = [NEWLINE, *ranked[: vocab_size - 3]]
     if level == "char":
         kept.sort()  # readable ids: characters in code-point order
-    vocab = {PAD_TOKEN: 0, UNK_TOKEN: 1, **{token: i + 2 for i, token in enumerate(kept)}}
+    return tokenizer_from_vocab({PAD_TOKEN: 0, UNK_TOKEN: 1, **{token: i + 2 for i, token in enumerate(kept)}}, pre)
 
+
+def tokenizer_from_vocab(vocab: dict[str, int], pre: pre_tokenizers.PreTokenizer) -> PreTrainedTokenizerFast:
+    """A word-level tokenizer over ``vocab`` (ids 0 and 1 are <pad> and <unk>) splitting text with ``pre``."""
     tokenizer = Tokenizer(WordLevel(vocab, unk_token=UNK_TOKEN))
     tokenizer.pre_tokenizer = pre
     tokenizer.decoder = decoders.Fuse()  # tokens carry their own spaces: decoding is concatenation
