@@ -7,12 +7,16 @@ the plugin's carried tensors — as ``.safetensors`` + ``.json`` files, so loadi
 Layout of ``checkpoint-{step}/``::
 
     trainer_state.json            step, epoch, batch position, config
-    model-{name}.safetensors      raw (non-EMA) weights of each module
+    model-{name}.safetensors      raw (non-EMA) weights of each module, full (unsharded) state dict
     ema-{name}.safetensors/.json  EMA shadow weights and counters
     optimizer-{phase}.safetensors/.json
     scheduler-{phase}.json
     rng.safetensors/.json         torch/numpy/python RNG states of every process
     carry.safetensors             tensors a plugin carries across batches
+
+Model and optimizer states are full state dicts gathered with ``torch.distributed.checkpoint.state_dict``
+(``full_state_dict=True``), keyed by parameter name: the same files come from one process, from DDP and from FSDP
+(whose shards are gathered onto the main process), and load back into any of them.
 """
 
 from __future__ import annotations
@@ -32,13 +36,17 @@ from genkit.errors import GenkitError
 
 __all__ = [
     "find_checkpoint",
+    "gather_model_state",
+    "gather_optimizer_state",
+    "load_model_state",
+    "load_optimizer_state",
+    "load_state_file",
+    "save_state_file",
     "is_run_folder",
     "list_checkpoints",
-    "load_optimizer",
     "load_tensors_and_json",
     "prune_checkpoints",
     "rng_state",
-    "save_optimizer",
     "save_tensors_and_json",
     "set_rng_state",
     "verify_checkpoint",
@@ -109,12 +117,82 @@ def _hashable(k):
     return tuple(k) if isinstance(k, list) else k
 
 
-def save_optimizer(path_stem: Path, optimizer: torch.optim.Optimizer) -> None:
-    save_tensors_and_json(path_stem, optimizer.state_dict())
+# ---- full state dicts: one process, DDP and FSDP alike -----------------------------------------------------------
+def _full_options(**extra):
+    from torch.distributed.checkpoint.state_dict import StateDictOptions
+
+    return StateDictOptions(full_state_dict=True, **extra)
 
 
-def load_optimizer(path_stem: Path, optimizer: torch.optim.Optimizer) -> None:
-    optimizer.load_state_dict(load_tensors_and_json(path_stem))
+def gather_model_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The full state dict of a module (bare, DDP- or FSDP-wrapped) on CPU, keyed as in the bare module.
+
+    Collective: every process must call it (FSDP gathers the shards). With a process group only rank 0 receives
+    the tensors; the others get ``{}``.
+    """
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict
+
+    return get_model_state_dict(module, options=_full_options(cpu_offload=True))
+
+
+def load_model_state(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load a full state dict into a module, bare, DDP- or FSDP-wrapped (each process passes the whole state and
+    keeps its own shard). Raises ``RuntimeError`` for missing, unexpected or mis-shaped keys."""
+    from torch.distributed.checkpoint.state_dict import set_model_state_dict
+
+    set_model_state_dict(module, state, options=_full_options())
+
+
+def gather_optimizer_state(module: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """The full state of an optimizer over ``module``'s parameters, keyed by parameter name. Collective, like
+    ``gather_model_state``."""
+    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+
+    if not optimizer.state:
+        # Never stepped (e.g. a phase that runs every n-th update): torch's gatherer would take a zero-gradient
+        # step to create state, which changes Adam's step count. There is nothing to gather.
+        return optimizer.state_dict()
+    return get_optimizer_state_dict(module, optimizer, options=_full_options(cpu_offload=True))
+
+
+def load_optimizer_state(module: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """Load what ``gather_optimizer_state`` returned into a fresh optimizer over ``module``'s parameters."""
+    from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
+
+    if not state["state"]:
+        optimizer.load_state_dict(state)  # an optimizer that had never stepped
+        return
+    set_optimizer_state_dict(module, optimizer, state, options=_full_options())
+
+
+_ALIASES = "genkit_aliases"
+
+
+def save_state_file(path: str | Path, state: dict[str, torch.Tensor]) -> None:
+    """Write a state dict to safetensors. A tensor shared under several names (tied weights) is stored once and
+    the other names are recorded in the file's metadata; ``load_state_file`` restores them."""
+    tensors: dict[str, torch.Tensor] = {}
+    aliases: dict[str, str] = {}
+    first: dict[tuple, str] = {}
+    for name, tensor in state.items():
+        key = (tensor.device, tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tensor.shape)
+        if tensor.numel() and key in first:
+            aliases[name] = first[key]
+            continue
+        first[key] = name
+        tensors[name] = tensor.detach().cpu().contiguous()
+    save_file(tensors, str(path), metadata={_ALIASES: json.dumps(aliases)})
+
+
+def load_state_file(path: str | Path) -> dict[str, torch.Tensor]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        metadata = f.metadata() or {}
+        state = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
+    for name, target in json.loads(metadata.get(_ALIASES, "{}")).items():
+        state[name] = state[target]
+    return state
 
 
 def rng_state() -> dict[str, Any]:

@@ -156,6 +156,11 @@ class EpochSampler(torch.utils.data.Sampler):
         return self.n
 
 
+def _bare(optimizer):
+    """The torch optimizer inside accelerate's AcceleratedOptimizer."""
+    return getattr(optimizer, "optimizer", optimizer)
+
+
 class Trainer:
     """Trains one plugin on its prepared data; ``train()`` returns the output folder."""
 
@@ -192,6 +197,14 @@ class Trainer:
             dataloader_config=DataLoaderConfiguration(split_batches=plugin.sequential_batches),
             kwargs_handlers=handlers,
         )
+        from accelerate.utils import DistributedType
+
+        if self.accelerator.distributed_type == DistributedType.DEEPSPEED:
+            raise ConfigError(
+                "genkit does not train under DeepSpeed: its engine owns the optimizer and saves it with torch.save "
+                "(pickle), which genkit checkpoints never hold; use DDP (accelerate's default) or FSDP "
+                "(docs/plugins.md, 'Checkpoints')"
+            )
         # What accelerate settled on (from the flag, or its config and environment), recorded in the model's config.
         config["mixed_precision"] = self.accelerator.mixed_precision
         config["grad_accum"] = self.accelerator.gradient_accumulation_steps
@@ -207,12 +220,7 @@ class Trainer:
         with acc.main_process_first():
             splits = splits_for(config, plugin.task, source=self.dataset)
             self.data = plugin.prepare_data(splits, config)
-        if self.init_from:
-            from genkit.io import resolve
-
-            self.modules = plugin.modules_from_base(resolve(self.init_from), self.data)
-        else:
-            self.modules = plugin.build(config, self.data.info)
+        self.modules = self._build_modules()
         missing = {m for s in self.specs for m in s.modules} - set(self.modules)
         if missing:
             raise ConfigError(f"plugin {plugin.name!r} optimizes modules it did not build: {sorted(missing)}")
@@ -275,11 +283,26 @@ class Trainer:
         if not self.resume:  # a resumed run gets every process's RNG back from the checkpoint instead
             set_seed(config["seed"] + acc.process_index)
 
+    def _build_modules(self) -> dict[str, nn.Module]:
+        """The untrained modules: the plugin's architecture for this config, or the fine-tuning base's."""
+        if self.init_from:
+            from genkit.io import resolve
+
+            return self.plugin.modules_from_base(resolve(self.init_from), self.data)
+        return self.plugin.build(self.config, self.data.info)
+
     def _make_emas(self) -> dict[str, Any]:
+        from accelerate.utils import DistributedType
         from diffusers.training_utils import EMAModel
 
         emas = {}
-        for name, setting in self.plugin.ema_for(self.config).items():
+        settings = self.plugin.ema_for(self.config)
+        if settings and self.accelerator.distributed_type == DistributedType.FSDP:
+            raise ConfigError(
+                f"plugin {self.plugin.name!r} keeps an EMA of {sorted(settings)} in this config, and genkit's EMA "
+                "needs whole (unsharded) weights; train it without FSDP (DDP spreads the batch the same way)"
+            )
+        for name, setting in settings.items():
             kwargs = setting if isinstance(setting, dict) else {"decay": float(setting)}
             module = self.accelerator.unwrap_model(self.wrapped[name])
             ema = EMAModel(module.parameters(), **kwargs)
@@ -290,22 +313,24 @@ class Trainer:
     # ---- checkpoints ---------------------------------------------------------------------------------------------
     def _save_checkpoint(self) -> None:
         from accelerate.utils import gather_object
-        from safetensors.torch import save_model
 
         acc = self.accelerator
         rng_states = gather_object([ckpt.rng_state()])  # every process's RNG, written by the main process
+        # Full state dicts, gathered by every process (FSDP's shards) and written by the main one.
+        models = {name: ckpt.gather_model_state(module) for name, module in self.wrapped.items()}
+        optimizers = [
+            ckpt.gather_optimizer_state(self._holder(spec), _bare(opt))
+            for spec, opt in zip(self.specs, self.optimizers, strict=True)
+        ]
         acc.wait_for_everyone()
         if acc.is_main_process:
             folder = self.output / f"checkpoint-{self.step}"
             tmp = self.output / f".tmp-checkpoint-{self.step}"
             tmp.mkdir(parents=True, exist_ok=True)
-            for name, module in self.wrapped.items():
-                # save_model writes tied (shared) weights once, e.g. an LM head tied to its input embedding
-                save_model(acc.unwrap_model(module), str(tmp / f"model-{name}.safetensors"), force_contiguous=True)
-            for spec, opt, sched in zip(self.specs, self.optimizers, self.schedulers, strict=True):
-                ckpt.save_optimizer(
-                    tmp / f"optimizer-{spec.name}", opt.optimizer if hasattr(opt, "optimizer") else opt
-                )
+            for name, state in models.items():
+                ckpt.save_state_file(tmp / f"model-{name}.safetensors", state)
+            for spec, state, sched in zip(self.specs, optimizers, self.schedulers, strict=True):
+                ckpt.save_tensors_and_json(tmp / f"optimizer-{spec.name}", state)
                 ckpt.save_tensors_and_json(tmp / f"scheduler-{spec.name}", sched.state_dict())
             for name, ema in self.emas.items():
                 ckpt.save_tensors_and_json(tmp / f"ema-{name}", ema.state_dict())
@@ -330,8 +355,6 @@ class Trainer:
         acc.wait_for_everyone()
 
     def _load_checkpoint(self, folder: Path) -> None:
-        from safetensors.torch import load_model
-
         acc = self.accelerator
         state = ckpt.verify_checkpoint(folder)
         made_by = state.get("config", {}).get("plugin")
@@ -345,12 +368,14 @@ class Trainer:
         for name, module in self.wrapped.items():
             file = folder / f"model-{name}.safetensors"
             try:
-                load_model(acc.unwrap_model(module), str(file))
-            except RuntimeError as exc:  # missing/unexpected keys or other shapes: another config's checkpoint
+                ckpt.load_model_state(module, ckpt.load_state_file(file))
+            # missing/unexpected keys or other shapes: another config's checkpoint
+            except (RuntimeError, KeyError, ValueError) as exc:
                 reason = " ".join(str(exc).split())[:300]
                 raise WeightsError(f"{file} does not fit the model this config builds: {reason}") from None
         for spec, opt, sched in zip(self.specs, self.optimizers, self.schedulers, strict=True):
-            ckpt.load_optimizer(folder / f"optimizer-{spec.name}", opt.optimizer if hasattr(opt, "optimizer") else opt)
+            saved = ckpt.load_tensors_and_json(folder / f"optimizer-{spec.name}")
+            ckpt.load_optimizer_state(self._holder(spec), _bare(opt), saved)
             sched.load_state_dict(ckpt.load_tensors_and_json(folder / f"scheduler-{spec.name}"))
         for name, ema in self.emas.items():
             ema.load_state_dict(ckpt.load_tensors_and_json(folder / f"ema-{name}"))
@@ -362,6 +387,10 @@ class Trainer:
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         self.last_checkpoint = folder
         acc.print(f"resumed from {folder} at step {self.step}")
+
+    def _holder(self, spec: OptimizerSpec) -> nn.Module:
+        """The modules one optimizer updates, as one module whose parameter names key its checkpointed state."""
+        return nn.ModuleDict({name: self.wrapped[name] for name in spec.modules})
 
     # ---- the loop ------------------------------------------------------------------------------------------------
     def _phase_modules(self, spec: OptimizerSpec):
@@ -486,10 +515,22 @@ class Trainer:
 
     # ---- outputs -------------------------------------------------------------------------------------------------
     def final_modules(self) -> dict[str, nn.Module]:
-        """Unwrapped copies of the trained modules, EMA weights swapped in where the plugin keeps an EMA."""
+        """Full copies of the trained modules (float32, CPU, eval mode), EMA weights swapped in where the plugin keeps
+        an EMA. Under FSDP every process must call it (the shards are gathered) and only the main one gets modules."""
+        from accelerate.utils import DistributedType
+
+        if self.accelerator.distributed_type == DistributedType.FSDP:
+            states = {name: ckpt.gather_model_state(module) for name, module in self.wrapped.items()}
+            if not self.accelerator.is_main_process:
+                return {}
+            copies = self._build_modules()
+            for name, module in copies.items():
+                module.load_state_dict(states[name])
+        else:
+            copies = {name: copy.deepcopy(self.accelerator.unwrap_model(m)) for name, m in self.wrapped.items()}
         modules = {}
-        for name, module in self.wrapped.items():
-            module = copy.deepcopy(self.accelerator.unwrap_model(module)).float().cpu().eval()
+        for name, module in copies.items():
+            module = module.float().cpu().eval()
             module.requires_grad_(False)
             if name in self.emas:
                 self.emas[name].copy_to(module.parameters())
@@ -500,11 +541,12 @@ class Trainer:
         return self.plugin.to_pipeline(self.final_modules(), self.data, self.config)
 
     def _write_samples(self, path: Path) -> None:
+        modules = self.final_modules()
         if not self.accelerator.is_main_process:
             return
         from genkit.samples import write_samples
 
-        pipeline = self.pipeline()
+        pipeline = self.plugin.to_pipeline(modules, self.data, self.config)
         samples = write_samples(self.plugin, pipeline, path, n=int(self.config["num_sample_images"]), seed=0)
         self._log_samples(samples)
 
@@ -528,6 +570,7 @@ class Trainer:
     def _finish(self, elapsed: float) -> None:
         acc = self.accelerator
         acc.wait_for_everyone()
+        modules = self.final_modules()
         if not acc.is_main_process:
             return
         from genkit.card import write_model_card
@@ -537,7 +580,7 @@ class Trainer:
         # Written beside the old model, then moved over it: a crash now leaves the old model or the new one.
         staging = self.output / STAGING_DIR
         shutil.rmtree(staging, ignore_errors=True)
-        pipeline = self.pipeline()
+        pipeline = self.plugin.to_pipeline(modules, self.data, self.config)
         self.plugin.save_pipeline(pipeline, staging)
         info = self.data.info
         write_metadata(staging, self.plugin.name, data=info.__dict__, config=self.config, train_seconds=elapsed)

@@ -82,23 +82,30 @@ def test_accumulation_from_accelerate_equals_the_genkit_flag(tmp_path, monkeypat
 
 
 def test_two_process_run_resumes(tmp_path):
-    """A two-process CPU run (gloo), stopped at step 4 of 8, resumes with two processes to the end."""
+    """A two-process CPU run (gloo) of 8 steps; its last checkpoint removed, it resumes from step 4 with two
+    processes and ends on the same weights, bit for bit."""
+    import shutil
+
     from conftest import free_port
 
     out = tmp_path / "ddp"
     two = ["--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no"]
     two += ["--dynamo_backend", "no"]
-    args = ["-m", "genkit", "train", "vae", *TINY, "--output", str(out), "--checkpoint-every", "4"]
+    args = ["-m", "genkit", "train", "vae", *TINY, "--output", str(out), "--checkpoint-every", "4", "--max-steps", "8"]
     env = {"ACCELERATE_USE_CPU": "1"}
-    first = launch(*two, "--main_process_port", str(free_port()), *args, "--max-steps", "4", env=env)
+    first = launch(*two, "--main_process_port", str(free_port()), *args, env=env)
     assert first.returncode == 0, first.stderr[-3000:]
-    second = launch(
-        *two, "--main_process_port", str(free_port()), *args, "--max-steps", "8", "--resume", "latest", env=env
-    )
+    weights = out / "vae" / "diffusion_pytorch_model.safetensors"
+    uninterrupted = load_file(weights)
+    shutil.rmtree(out / "checkpoint-8")  # as if the run had been killed after its checkpoint at step 4
+    second = launch(*two, "--main_process_port", str(free_port()), *args, "--resume", "latest", env=env)
     assert second.returncode == 0, second.stderr[-3000:]
-    assert "resumed from" in second.stdout and "checkpoint-4" in second.stdout
+    assert f"resumed from {out / 'checkpoint-4'} at step 4" in second.stdout
     state = json.loads((out / "checkpoint-8" / "trainer_state.json").read_text())
     assert state["step"] == 8 and state["num_processes"] == 2
+    resumed = load_file(weights)
+    assert resumed.keys() == uninterrupted.keys()
+    assert all(torch.equal(resumed[k], uninterrupted[k]) for k in resumed)
 
 
 # ---- flags people already type --------------------------------------------------------------------------------------
