@@ -1,4 +1,4 @@
-.PHONY: test test-all lint format bench
+.PHONY: test test-all lint format bench bench-gpu
 
 test:
 	pytest
@@ -17,7 +17,13 @@ bench:
 	python bench/bench_vae.py --repeats 5
 	python bench/dcgan_small.py
 	genkit train ddpm --output outputs/bench-ddpm --overwrite
-	python bench/bench_ddpm.py sampling outputs/bench-ddpm
+	python bench/bench_ddpm.py sampling outputs/bench-ddpm --candidates
 	python bench/bench_ddpm.py throughput --repeats 3
 	python bench/bench_lstm.py quality
 	python bench/bench_lstm.py speed
+	python bench/bench_vae_peer.py
+	python bench/bench_gpu.py --smoke
+
+# On a machine with an NVIDIA GPU (about 8 minutes on one H100/H200): docs/benchmarks.md, "GPU".
+bench-gpu:
+	python bench/bench_gpu.py --json bench-gpu.json

@@ -4,7 +4,8 @@
     python bench/bench_ddpm.py throughput [--preset small] [--steps 60] [--repeats 2]
 
 ``sampling`` draws ``--n`` images from MODEL_DIR with DDPM-1000, DDIM-50, DDIM-20 and DPM-Solver++-20 (same seed,
-same EMA weights), timing the denoising alone, and scores each set with ``genkit.metrics.evaluate_images`` against
+same EMA weights; ``--candidates`` adds the few-step candidates of CANDIDATES, ``--samplers`` picks by label), timing
+the denoising alone, and scores each set with ``genkit.metrics.evaluate_images`` against
 the model's test split (the same offline Fréchet distance as ``genkit eval``).
 
 ``throughput`` trains the same ``UNet2DModel`` with the same scheduler, batch size, optimizer, LR schedule, gradient
@@ -27,8 +28,36 @@ from pathlib import Path
 import torch
 from machine import machine
 
-# (scheduler, steps); None = every training timestep (1000 for the small and base presets)
-SAMPLERS = [("ddpm", None), ("ddim", 50), ("ddim", 20), ("dpmsolvermultistep", 20)]
+# label -> (diffusers scheduler short name, scheduler config overrides, model calls; None = every training timestep)
+SAMPLERS: dict[str, tuple[str, dict, int | None]] = {
+    "ddpm-1000": ("ddpm", {}, None),
+    "ddim-50": ("ddim", {}, 50),
+    "ddim-20": ("ddim", {}, 20),
+    "dpm++2m-20": ("dpmsolvermultistep", {}, 20),
+}
+# Few-step candidates measured against DDPM-1000 (`sampling --candidates`): spacing, order, noise, solver family.
+CANDIDATES: dict[str, tuple[str, dict, int | None]] = {
+    "ddim-50-trailing": ("ddim", {"timestep_spacing": "trailing"}, 50),
+    "ddpm-50-trailing": ("ddpm", {"timestep_spacing": "trailing"}, 50),
+    "dpm++2m-50": ("dpmsolvermultistep", {}, 50),
+    "dpm++2m-50-trailing": ("dpmsolvermultistep", {"timestep_spacing": "trailing"}, 50),
+    "dpm++2m-karras-20": ("dpmsolvermultistep", {"use_karras_sigmas": True}, 20),
+    "dpm++3m-50": ("dpmsolvermultistep", {"solver_order": 3}, 50),
+    "dpm++2m-sde-20": ("dpmsolvermultistep", {"algorithm_type": "sde-dpmsolver++"}, 20),
+    "dpm++2m-sde-50": ("dpmsolvermultistep", {"algorithm_type": "sde-dpmsolver++"}, 50),
+    "unipc-20": ("unipcmultistep", {}, 20),
+    "unipc-50": ("unipcmultistep", {}, 50),
+    "euler-ancestral-50": ("eulerancestraldiscrete", {}, 50),
+}
+
+
+def make_sampler(pipe, label: str):
+    """The scheduler object and model calls of a SAMPLERS/CANDIDATES entry, sharing the model's noise schedule."""
+    from genkit_ddpm.pipeline_ddpm import make_scheduler
+
+    name, overrides, steps = {**SAMPLERS, **CANDIDATES}[label]
+    base = make_scheduler(pipe.scheduler, name)
+    return type(base).from_config(base.config, **overrides), steps or pipe.scheduler.config.num_train_timesteps
 
 
 def _data(config: dict):
@@ -47,7 +76,7 @@ def _data(config: dict):
 
 
 # ---- sampling: DDPM-1000 vs DDIM-50 vs DDIM-20 ---------------------------------------------------------------------
-def bench_sampling(model: str, n: int, batch: int, grids: str | None) -> dict:
+def bench_sampling(model: str, n: int, batch: int, grids: str | None, labels: list[str], seed: int = 0) -> dict:
     import genkit
     from genkit.data import make_grid, tensor_to_pil
     from genkit.metrics import evaluate_images
@@ -57,14 +86,14 @@ def bench_sampling(model: str, n: int, batch: int, grids: str | None) -> dict:
     config = json.loads((Path(model) / "genkit.json").read_text())["config"]
     data = _data(config)
     rows = []
-    for name, steps in SAMPLERS:
-        steps = steps or pipe.scheduler.config.num_train_timesteps
-        generator = torch.Generator().manual_seed(0)
+    for label in labels:
+        generator = torch.Generator().manual_seed(seed)
         images, seconds = [], 0.0
         for start in range(0, n, batch):
             count = min(batch, n - start)
             t0 = time.perf_counter()
-            out = pipe(count, generator=generator, num_inference_steps=steps, scheduler=name, output_type="pt")
+            sampler, steps = make_sampler(pipe, label)
+            out = pipe(count, generator=generator, num_inference_steps=steps, scheduler=sampler, output_type="pt")
             seconds += time.perf_counter() - t0
             images.append(out.images * 2 - 1)
         samples = torch.cat(images)
@@ -77,7 +106,8 @@ def bench_sampling(model: str, n: int, batch: int, grids: str | None) -> dict:
             cache_key=f"{Path(str(config['dataset'])).name}-{config['image_size']}px",
         )
         row = {
-            "sampler": f"{name}-{steps}",
+            "sampler": label,
+            "model_calls": steps,
             "images": n,
             "seconds": round(seconds, 1),
             "ms_per_image": round(1000 * seconds / n, 1),
@@ -88,13 +118,10 @@ def bench_sampling(model: str, n: int, batch: int, grids: str | None) -> dict:
         print(json.dumps(row), flush=True)
         if grids:
             Path(grids).mkdir(parents=True, exist_ok=True)
-            make_grid(tensor_to_pil(samples[:64])).save(Path(grids) / f"ddpm-{name}-{steps}.png")
+            make_grid(tensor_to_pil(samples[:64])).save(Path(grids) / f"ddpm-{label}.png")
     if grids:
         side_by_side(grids, [r["sampler"] for r in rows])
-    return {"model": model, "samples_per_sampler": n, "batch": batch, "rows": rows}
-
-
-LABELS = {"ddpm": "DDPM", "ddim": "DDIM", "dpmsolvermultistep": "DPM-Solver++"}
+    return {"model": model, "samples_per_sampler": n, "batch": batch, "seed": seed, "rows": rows}
 
 
 def side_by_side(grids: str, samplers: list[str], scale: int = 2) -> Path:
@@ -109,8 +136,7 @@ def side_by_side(grids: str, samplers: list[str], scale: int = 2) -> Path:
     )
     draw, x = ImageDraw.Draw(figure), 0
     for name, tile in zip(samplers, tiles, strict=True):
-        kind, steps = name.rsplit("-", 1)
-        draw.text((x + 2, 1), f"{LABELS.get(kind, kind)}-{steps}", fill="black")
+        draw.text((x + 2, 1), name, fill="black")
         figure.paste(tile, (x, caption))
         x += tile.width + gap
     figure.save(Path(grids) / "samplers.png")
@@ -212,6 +238,9 @@ def main() -> None:
     s.add_argument("--n", type=int, default=256, help="images per sampler")
     s.add_argument("--batch", type=int, default=256)
     s.add_argument("--grids", default=None, help="write a 64-image grid per sampler into this folder")
+    s.add_argument("--samplers", nargs="+", default=None, help=f"labels (default: all of {list(SAMPLERS)})")
+    s.add_argument("--seed", type=int, default=0, help="seed of the initial noise (and of stochastic samplers)")
+    s.add_argument("--candidates", action="store_true", help=f"also the few-step candidates {list(CANDIDATES)}")
     t = sub.add_parser("throughput")
     t.add_argument("--preset", default="small")
     t.add_argument("--steps", type=int, default=60)
@@ -219,12 +248,21 @@ def main() -> None:
     args = parser.parse_args()
     report = {"machine": machine()}
     if args.command == "sampling":
-        report["sampling"] = bench_sampling(args.model, args.n, args.batch, args.grids)
-        print("| sampler | s / image | Fréchet distance | precision | recall | class coverage |")
-        for r in report["sampling"]["rows"]:
+        labels = args.samplers or [*SAMPLERS, *(CANDIDATES if args.candidates else [])]
+        report["sampling"] = bench_sampling(args.model, args.n, args.batch, args.grids, labels, args.seed)
+        rows = report["sampling"]["rows"]
+        reference = next((r for r in rows if r["sampler"] == "ddpm-1000"), None)
+        print(
+            "| sampler | model calls | s / image | Fréchet distance | vs DDPM-1000 | precision | recall "
+            "| class coverage |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            versus = f"{r['frechet_distance'] / reference['frechet_distance'] - 1:+.0%}" if reference else "-"
             print(
-                f"| {r['sampler']} | {r['ms_per_image'] / 1000:.3f} | {r['frechet_distance']:.2f} | "
-                f"{r['precision']:.2f} | {r['recall']:.2f} | {r.get('class_coverage', math.nan):.2f} |"
+                f"| {r['sampler']} | {r['model_calls']} | {r['ms_per_image'] / 1000:.3f} | "
+                f"{r['frechet_distance']:.2f} | {versus} | {r['precision']:.2f} | {r['recall']:.2f} | "
+                f"{r.get('class_coverage', math.nan):.2f} |"
             )
     else:
         report["throughput"] = bench_throughput(args.preset, args.steps, args.repeats)

@@ -69,6 +69,17 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--resume", help="'latest' or a checkpoint folder: continue an interrupted run")
     g.add_argument("--init-from", help="start from a saved model (folder or Hub id) instead of random weights")
     g.add_argument("--overwrite", action="store_true", help="train into an output folder that holds checkpoints")
+    g = p.add_argument_group("speed (GPU; docs/benchmarks.md measures each)")
+    g.add_argument("--allow-tf32", action="store_true", default=None, help="TF32 matmuls/convolutions (Ampere+)")
+    g.add_argument("--channels-last", action="store_true", default=None, help="NHWC memory format (image models)")
+    g.add_argument("--fused-optimizer", action="store_true", default=None, help="AdamW's fused kernel")
+    g.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="torch.compile (inductor) via accelerate",
+    )
+    g.add_argument("--num-workers", type=int, help="DataLoader worker processes")
     g = p.add_argument_group("Hub")
     g.add_argument(
         "--push-to-hub", action="store_true", default=None, help="upload the final model and card when training ends"
@@ -96,6 +107,7 @@ SCRIPT_ALIASES = {
     "--resume": ["--resume_from_checkpoint"],
     "--hub-private": ["--hub_private_repo"],
     "--sample-every": ["--save_images_steps"],
+    "--num-workers": ["--dataloader_num_workers"],
 }
 
 
@@ -111,6 +123,10 @@ def _add_aliases(parser: argparse.ArgumentParser) -> None:
                 parser._option_string_actions[underscore] = action
 
 
+# Trainer keys whose None default leaves the choice to accelerate, and what accelerate picks when nothing is set.
+ACCELERATE_OWNED = {"mixed_precision": "no", "grad_accum": "1", "compile": "off"}
+
+
 def _describe_defaults(parser: argparse.ArgumentParser, plugin) -> None:
     """Append each flag's default, and what each preset sets it to, to its help (`genkit train PLUGIN --help`)."""
     from genkit.trainer import TRAINER_DEFAULTS
@@ -122,8 +138,9 @@ def _describe_defaults(parser: argparse.ArgumentParser, plugin) -> None:
             continue
         presets = ", ".join(f"{name}: {p[key]}" for name, p in plugin.presets.items() if key in p)
         default = defaults[key]
-        if default is None and key in ("mixed_precision", "grad_accum"):
-            default = "from accelerate (accelerate config, launch flags, ACCELERATE_* variables; else no / 1)"
+        if default is None and key in ACCELERATE_OWNED:
+            unset = ACCELERATE_OWNED[key]
+            default = f"from accelerate (accelerate config, launch flags, ACCELERATE_* variables; else {unset})"
         text = f"default: {default}" + (f"; {presets}" if presets else "")
         action.help = f"{action.help} ({text})" if action.help else f"({text})"
     parser.epilog = "presets: " + "; ".join(

@@ -60,6 +60,12 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "split": None,  # the split to train on (None: train)
     "test_split": None,  # the split to evaluate on (None: test or validation, else a held-out part)
     "dataset_revision": None,  # a Hub dataset's revision
+    # GPU speed-ups (docs/benchmarks.md measures each); all off by default, so a run is the same everywhere.
+    "allow_tf32": False,  # TF32 matmuls and convolutions on Ampere or newer GPUs (no effect on CPU)
+    "channels_last": False,  # image models: weights and activations in NHWC memory format
+    "fused_optimizer": False,  # AdamW's fused kernel (one launch for every parameter) instead of the foreach one
+    "compile": None,  # torch.compile (inductor) through accelerate; None: what `accelerate config` sets (off)
+    "num_workers": 0,  # DataLoader worker processes (batches are in memory already: 0 is fastest on CPU)
     "push_to_hub": False,  # upload the final folder and card when training ends
     "hub_model_id": None,  # user/name (None: the output folder's name in the token's namespace)
     "hub_private": False,
@@ -84,6 +90,7 @@ TRAINER_LIMITS: dict[str, tuple[type, str]] = {
     "image_size": (int, "[8, 1024]"),  # 1024 px: far past what these models train on, before memory runs out
     "num_samples": (int, "[2, 1e8]"),
     "test_fraction": (float, "(0, 1)"),
+    "num_workers": (int, "[0, 256]"),
 }
 
 
@@ -183,8 +190,14 @@ class Trainer:
         # may use another precision. The process group (PartialState) is kept.
         AcceleratorState._reset_state()
         GradientState._reset_state()
+        if config["allow_tf32"]:
+            # process-wide, as in diffusers' training scripts (--allow_tf32)
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
         self.accelerator = Accelerator(
             mixed_precision=config["mixed_precision"],  # None: accelerate's own setting
+            # None keeps accelerate's dynamo setting (`accelerate config`, ACCELERATE_DYNAMO_BACKEND)
+            dynamo_backend="inductor" if config["compile"] else ("no" if config["compile"] is False else None),
             # a plugin object wins over ACCELERATE_GRADIENT_ACCUMULATION_STEPS; without one accelerate reads it
             gradient_accumulation_plugin=(
                 GradientAccumulationPlugin(num_steps=int(config["grad_accum"]))
@@ -221,6 +234,9 @@ class Trainer:
             splits = splits_for(config, plugin.task, source=self.dataset)
             self.data = plugin.prepare_data(splits, config)
         self.modules = self._build_modules()
+        if config["channels_last"] and plugin.task == "image":
+            for module in self.modules.values():
+                module.to(memory_format=torch.channels_last)
         missing = {m for s in self.specs for m in s.modules} - set(self.modules)
         if missing:
             raise ConfigError(f"plugin {plugin.name!r} optimizes modules it did not build: {sorted(missing)}")
@@ -242,7 +258,10 @@ class Trainer:
             batch_size=batch_size,
             sampler=self.sampler,
             drop_last=True,
-            num_workers=0,
+            # Workers only fetch: the sampler, in this process, fixes the order, so any count gives the same batches.
+            num_workers=int(config["num_workers"]),
+            persistent_workers=int(config["num_workers"]) > 0,
+            pin_memory=acc.device.type == "cuda",
             generator=torch.Generator().manual_seed(config["seed"]),
         )
         batches_per_epoch = len(loader) // (1 if sequential else acc.num_processes)
@@ -256,7 +275,13 @@ class Trainer:
         for spec in self.specs:
             params = [p for m in spec.modules for p in self.modules[m].parameters()]
             self.optimizers.append(
-                torch.optim.AdamW(params, lr=spec.lr, betas=tuple(spec.betas), weight_decay=spec.weight_decay)
+                torch.optim.AdamW(
+                    params,
+                    lr=spec.lr,
+                    betas=tuple(spec.betas),
+                    weight_decay=spec.weight_decay,
+                    **({"fused": True} if config["fused_optimizer"] else {}),
+                )
             )
         from diffusers.optimization import get_scheduler
 
@@ -440,6 +465,7 @@ class Trainer:
         micro = self.batch_in_epoch % accum
         sums: dict[str, float] = {}
         t0, done = time.perf_counter(), False
+        self.first_step_seconds: float | None = None
         while self.step < self.max_steps and not done:
             # accelerate's loaders count their own passes and hand that count to the sampler at every iter();
             # set it to the true epoch, also on the loader that skips the batches a resumed epoch already saw.
@@ -480,6 +506,8 @@ class Trainer:
                 for name, ema in self.emas.items():
                     ema.step(acc.unwrap_model(self.wrapped[name]).parameters())
                 self.step += 1
+                if self.first_step_seconds is None:  # warm-up (CUDA init, autotuning, compilation) is in this one
+                    self.first_step_seconds = time.perf_counter() - t0
                 bar.update(1)
                 if self.step % int(config["log_every"]) == 0 or self.step == self.max_steps:
                     sums["lr"] = self.schedulers[0].get_last_lr()[0]

@@ -196,6 +196,45 @@ def test_scheduler_swap(tiny):
         assert image.shape == (1, 1, 8, 8) and torch.isfinite(image).all(), name
 
 
+def test_named_samplers_and_the_default(tiny, tmp_path):
+    from diffusers import DPMSolverMultistepScheduler
+    from genkit_ddpm import SAMPLERS, make_scheduler
+    from genkit_ddpm.plugin import SAMPLE_SCHEDULER
+
+    pipe = genkit.load(tiny)
+    pipe.set_progress_bar_config(disable=True)
+    sde = make_scheduler(pipe.scheduler, "dpm++2m-sde")
+    assert isinstance(sde, DPMSolverMultistepScheduler) and sde.config.algorithm_type == "sde-dpmsolver++"
+    assert sde.config.num_train_timesteps == pipe.scheduler.config.num_train_timesteps  # the model's schedule
+    assert make_scheduler(pipe.scheduler, "DDIM_trailing").config.timestep_spacing == "trailing"
+    assert set(SAMPLERS) <= set(compatible_scheduler_names(pipe.scheduler))
+    # The stochastic sampler draws its noise from the generator: one seed, one result.
+    images = [
+        pipe(
+            2,
+            scheduler="dpm++2m-sde",
+            num_inference_steps=6,
+            output_type="np",
+            generator=torch.Generator().manual_seed(s),
+        )
+        for s in (4, 4, 5)
+    ]
+    np.testing.assert_array_equal(images[0].images, images[1].images)
+    assert not np.array_equal(images[0].images, images[2].images)
+    # genkit sample and genkit eval default to it; the protocol names the variant.
+    assert SAMPLE_SCHEDULER == "dpm++2m-sde"
+    folder = tmp_path / "model"
+    shutil.copytree(tiny, folder, ignore=shutil.ignore_patterns("checkpoint-*"))
+    assert main(["eval", str(folder), "--steps", "4", "--eval-samples", "32"]) == 0
+    protocol = json.loads((folder / "eval_results.json").read_text())["protocol"]
+    assert protocol["sampler"] == "DPMSolverMultistepScheduler"
+    assert protocol["sampler_settings"]["algorithm_type"] == "sde-dpmsolver++"
+    plugin = genkit.get_plugin("ddpm")
+    default = plugin.sample(pipe, 2, seed=1, steps=6)
+    chosen = plugin.sample(pipe, 2, seed=1, steps=6, scheduler="dpm++2m-sde")
+    assert [a.tobytes() for a in default] == [b.tobytes() for b in chosen]
+
+
 def test_sample_cli(tiny, tmp_path):
     out = tmp_path / "grid.png"
     args = ["sample", str(tiny), "--n", "6", "--scheduler", "ddim", "--steps", "5", "--eta", "1", "--out", str(out)]

@@ -126,8 +126,10 @@ def test_generate_carries_the_state_one_token_per_step(cell):
         {"num_beams": 3, "do_sample": False, "num_return_sequences": 3, "length_penalty": 0.5},
         {"do_sample": True, "temperature": 0.7, "top_k": 5},
         {"do_sample": True, "top_p": 0.8, "repetition_penalty": 1.3},
+        {"do_sample": False},
+        {"do_sample": True, "temperature": 1.3, "num_return_sequences": 2},
     ],
-    ids=["beam", "beam-n3", "top-k", "top-p-repetition"],
+    ids=["beam", "beam-n3", "top-k", "top-p-repetition", "greedy", "temperature-n2"],
 )
 def test_decoding_strategies_match_full_recomputation(options):
     # Beam search must reorder the state rows along with the beams; sampling must see the same distributions.
@@ -138,6 +140,35 @@ def test_decoding_strategies_match_full_recomputation(options):
         torch.manual_seed(0)
         results.append(model.generate(prompt, max_new_tokens=10, use_cache=use_cache, **options))
     assert torch.equal(results[0], results[1])
+
+
+def test_generate_left_padded_prompts_and_streamer():
+    """The one-token fast path of generate(): a left-padded batch decodes each row as if alone, and a streamer
+    receives the prompt, then every new token, in order."""
+    from transformers.generation.streamers import BaseStreamer
+
+    class Collect(BaseStreamer):
+        def __init__(self):
+            self.chunks, self.ended = [], False
+
+        def put(self, value):
+            self.chunks.append(value.reshape(-1).clone())
+
+        def end(self):
+            self.ended = True
+
+    model = tiny_model()
+    batch = torch.tensor([[5, 6, 7, 8, 9], [0, 0, 0, 10, 11]])
+    mask = torch.tensor([[1, 1, 1, 1, 1], [0, 0, 0, 1, 1]])
+    kwargs = {"max_new_tokens": 9, "do_sample": False, "pad_token_id": 0}
+    batched = model.generate(batch, attention_mask=mask, **kwargs)
+    for row, prompt in enumerate((batch[:1], batch[1:, 3:])):
+        alone = model.generate(prompt, **kwargs)
+        assert torch.equal(batched[row, 5:], alone[0, prompt.shape[1] :])
+    streamer = Collect()
+    tokens = model.generate(batch[1:, 3:], streamer=streamer, **kwargs)
+    assert streamer.ended and torch.equal(streamer.chunks[0], batch[1, 3:])
+    assert torch.equal(torch.cat(streamer.chunks[1:]), tokens[0, 2:]) and len(streamer.chunks) == 10
 
 
 def test_left_padded_batch_equals_rows_alone():

@@ -1,6 +1,7 @@
-"""genkit's DDPM plugin: diffusers' UNet2DModel + DDPMScheduler, DDIM sampling, EMA, classifier-free guidance."""
+"""genkit's DDPM plugin: diffusers' UNet2DModel + DDPMScheduler, few-step samplers, EMA, classifier-free guidance."""
 
 from genkit_ddpm.pipeline_ddpm import (
+    SAMPLERS,
     ClassConditionalDDPMPipeline,
     DDPMSamplingOutput,
     GenkitDDPMPipeline,
@@ -16,6 +17,7 @@ __all__ = [
     "DDPMPlugin",
     "DDPMSamplingOutput",
     "GenkitDDPMPipeline",
+    "SAMPLERS",
     "compatible_scheduler_names",
     "make_scheduler",
     "plugin",

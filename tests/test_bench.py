@@ -1,0 +1,42 @@
+"""The benchmark scripts' CPU smoke paths (the GPU benchmark itself runs where a GPU is)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def test_gpu_benchmark_smoke_runs_every_family_and_speedup(tmp_path):
+    report_file = tmp_path / "gpu.json"
+    cmd = [sys.executable, str(BENCH / "bench_gpu.py"), "--smoke", "--json", str(report_file)]
+    result = subprocess.run(cmd, cwd=BENCH, capture_output=True, text=True, timeout=600, env={**os.environ})
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(report_file.read_text())
+    assert [f["family"] for f in report["families"]] == ["vae", "dcgan", "ddpm", "lstm"]
+    for family in report["families"]:
+        runs = {r["run"]: r for r in family["training"]}
+        expected = {"genkit", "plain", "tf32", "fused_adamw", "workers_4", "all_of_them"}
+        if family["family"] != "lstm":
+            expected.add("channels_last")
+        assert set(runs) == expected
+        assert all(r["throughput"] > 0 and r["steps"] == 3 for r in runs.values())
+        assert runs["tf32"]["vs_genkit"] > 0
+    samplers = {r["sampler"] for f in report["families"] for r in f["sampling"]}
+    assert samplers == {"ddim-5", "ddpm-10", "generate-20"}
+    assert "| ddpm | plain |" in result.stdout  # the Markdown table for docs/benchmarks.md
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_gpu_benchmark_without_a_gpu_says_so(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "bench_gpu.py")], cwd=BENCH, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2 and "no CUDA device" in result.stderr and "Traceback" not in result.stderr
