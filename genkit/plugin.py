@@ -113,6 +113,10 @@ class Plugin(ABC):
     base_keys: tuple[str, ...] = ()
     # Lines shown in the model card's "Use" section after `pipe = genkit.load(...)`; they must run as written.
     card_usage: str = ""
+    # A folder inside the plugin's package with the Space card template (`README.md`: front matter + body, with
+    # $title, $model, $dataset, $plugin and $sdk_version filled in) and, optionally, its own `app.py`. Without
+    # one, `genkit space build` writes genkit's generic card and app (genkit/space_template/).
+    space_template: str = "space"
 
     # True for truncated-BPTT plugins: the trainer does not shuffle, and splits every batch across processes so that
     # each keeps its own contiguous streams.

@@ -19,15 +19,11 @@ from typing import Any
 
 from genkit.errors import GenkitError
 
-__all__ = ["SPACES_DIR", "build_space", "push_space", "space_requirements"]
+__all__ = ["DEFAULT_TEMPLATE", "build_space", "push_space", "space_template", "space_requirements"]
 
-# One folder per family holding the Space's app.py and its README.md template (front matter + body): the
-# package genkit_spaces, installed with genkit (`spaces/` in the source tree). Looked up without importing it, and
-# absent in the copy of genkit bundled inside a built Space, which never builds Spaces itself.
-_templates = importlib.util.find_spec("genkit_spaces")
-SPACES_DIR = (
-    Path(_templates.origin).parent if _templates and _templates.origin else Path("genkit_spaces-not-installed")
-)
+# genkit's generic Space: one app.py for every plugin (it serves the plugin's `build_demo`) and the card used when a
+# plugin ships none (Plugin.space_template). Installed with genkit as package data.
+DEFAULT_TEMPLATE = Path(__file__).parent / "space_template"
 APP_FILE = "app.py"
 MODEL_DIR = "model"
 # The line of a template app.py that names the model; a --hub-id build replaces it.
@@ -120,22 +116,27 @@ def build_space(
 
     opened = open_model(model)  # checked as genkit.load checks it, before anything is copied into the Space
     folder, meta, plugin = opened.folder, opened.meta, opened.plugin
-    if not SPACES_DIR.is_dir():
-        raise GenkitError(
-            "the Space templates (package genkit_spaces) are not installed: reinstall genkit "
-            "(pip install -e . in a checkout, or pip install of its wheel)"
-        )
-    template = SPACES_DIR / plugin.name
-    if not (template / APP_FILE).is_file():
-        known = ", ".join(sorted(p.name for p in SPACES_DIR.iterdir() if (p / APP_FILE).is_file()))
-        raise GenkitError(f"no Space template for plugin {plugin.name!r} in {SPACES_DIR}; there are: {known}")
+    app, card = space_template(plugin)
     out = check_output_folder(out, own=False, overwrite=overwrite, what="--out", source=folder)
     with staged_folder(out) as tmp:
-        _write_space(tmp, model, folder, meta, plugin, template, title=title, hub_id=hub_id)
+        _write_space(tmp, model, folder, meta, plugin, app, card, title=title, hub_id=hub_id)
     return out
 
 
-def _write_space(out: Path, model: str, folder: Path, meta: dict, plugin, template: Path, *, title, hub_id) -> None:
+def space_template(plugin) -> tuple[Path, Path]:
+    """The ``app.py`` and card ``README.md`` of ``plugin``'s Space: the plugin's own (in the ``space_template``
+    folder of its package), else genkit's generic ones, each file separately."""
+    spec = importlib.util.find_spec(type(plugin).__module__.split(".")[0])
+    roots = list(spec.submodule_search_locations or []) if spec else []
+    own = [Path(root) / plugin.space_template for root in roots if plugin.space_template]
+    app = next((d / APP_FILE for d in own if (d / APP_FILE).is_file()), DEFAULT_TEMPLATE / APP_FILE)
+    card = next((d / "README.md" for d in own if (d / "README.md").is_file()), DEFAULT_TEMPLATE / "README.md")
+    return app, card
+
+
+def _write_space(
+    out: Path, model: str, folder: Path, meta: dict, plugin, app_file: Path, card_file: Path, *, title, hub_id
+) -> None:
     import gradio
     from huggingface_hub import SpaceCard
 
@@ -144,9 +145,9 @@ def _write_space(out: Path, model: str, folder: Path, meta: dict, plugin, templa
     # The model is a Hub repo when named by --hub-id, or when MODEL itself was a repo id rather than a folder.
     repo_id = hub_id or (None if Path(model).expanduser().is_dir() else str(model))
 
-    app = (template / APP_FILE).read_text()
+    app = app_file.read_text()
     if MODEL_LINE not in app:
-        raise GenkitError(f"{template / APP_FILE} lacks the line {MODEL_LINE.strip()!r} that names the model")
+        raise GenkitError(f"{app_file} lacks the line {MODEL_LINE.strip()!r} that names the model")
     if hub_id:
         app = app.replace(MODEL_LINE, f"MODEL = {hub_id!r}  # set by genkit space build --hub-id\n")
     else:
@@ -164,7 +165,7 @@ def _write_space(out: Path, model: str, folder: Path, meta: dict, plugin, templa
         + "\n"
     )
 
-    card = SpaceCard((template / "README.md").read_text())
+    card = SpaceCard(card_file.read_text())
     title = title or f"genkit {plugin.name.upper()} demo"
     fields: dict[str, Any] = {
         "title": title,
@@ -184,6 +185,7 @@ def _write_space(out: Path, model: str, folder: Path, meta: dict, plugin, templa
         model=f"the Hub repo `{repo_id}`" if hub_id else f"the copy in `{MODEL_DIR}/`",
         dataset=dataset or "unknown data",
         sdk_version=sdk_version,
+        plugin=plugin.name,
     )
     card.save(out / "README.md")
 

@@ -50,6 +50,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_client(proc, port: int, timeout: float = 240):
+    """A gradio_client Client of the app that ``proc`` (a ``python app.py`` subprocess) serves on ``port``."""
+    import time
+
+    from gradio_client import Client
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"app.py exited with {proc.returncode}:\n{proc.stdout.read()}")
+        try:
+            return Client(f"http://127.0.0.1:{port}/", verbose=False)
+        except Exception:
+            time.sleep(0.5)
+    raise AssertionError(f"app.py did not serve on port {port} within {timeout} s")
+
+
 def train_cli(*args: str) -> int:
     """Run `genkit train ...` in this process (the real CLI entry point)."""
     from genkit.cli import main

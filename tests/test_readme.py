@@ -8,6 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import free_port, wait_for_client
+from huggingface_hub import SpaceCard
+from PIL import Image
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 
@@ -111,3 +114,29 @@ def test_third_party_plugin_example(tmp_path):
     check = f"import genkit; p = genkit.load(r'{out}'); print(type(p).__name__, tuple(p(2).shape))"
     loaded = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True)
     assert loaded.stdout.split() == ["MMDPipeline", "(2,", "1,", "8,", "8)"], loaded.stderr[-2000:]
+
+    # It gets a Space with no change to genkit: genkit's generic app and card, and `python app.py` answers a client
+    # call. The Space runs without PYTHONPATH: the plugin it imports is the copy bundled into the Space.
+    space = tmp_path / "mmd-space"
+    built = genkit("space", "build", str(out), "--out", str(space), cwd=tmp_path, env=env)
+    assert built.returncode == 0, built.stderr[-3000:]
+    assert (space / "genkit_mmd" / "__init__.py").is_file() and (space / "model" / "genkit.json").is_file()
+    card = SpaceCard.load(space / "README.md")
+    assert card.data.sdk == "gradio" and "mmd" in card.data.tags and "A genkit `mmd` model" in card.text
+    port = free_port()
+    served_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    served_env.update(GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port))
+    proc = subprocess.Popen(
+        [sys.executable, "app.py"],
+        cwd=space,
+        env=served_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        gallery = wait_for_client(proc, port).predict(3, api_name="/sample")
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert len(gallery) == 16 and Image.open(gallery[0]["image"]).size == (8, 8)

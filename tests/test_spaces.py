@@ -12,8 +12,7 @@ from pathlib import Path
 
 import gradio
 import pytest
-from conftest import populate_hub_cache
-from gradio_client import Client
+from conftest import populate_hub_cache, wait_for_client
 from huggingface_hub import SpaceCard
 from PIL import Image
 from test_demos import free_port, grid_size, served, serving_threads, tile_size, trained_model  # noqa: F401
@@ -85,20 +84,9 @@ def test_built_space_answers_when_run_as_python_app_py(space):
     assert image.size == grid_size(4, tile_size(8))
 
 
-def call_space(proc: subprocess.Popen, port: int, timeout: float = 240) -> Image.Image:
+def call_space(proc: subprocess.Popen, port: int) -> Image.Image:
     """Wait for a Space process to listen on ``port``, then ask it for 4 samples."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"app.py exited with {proc.returncode}:\n{proc.stdout.read()}")
-        try:
-            client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-            break
-        except Exception:
-            time.sleep(0.5)
-    else:
-        raise AssertionError(f"app.py did not serve on port {port} within {timeout} s")
-    return Image.open(client.predict(7, 4, api_name="/sample"))
+    return Image.open(wait_for_client(proc, port).predict(7, 4, api_name="/sample"))
 
 
 @pytest.mark.slow
@@ -185,13 +173,12 @@ def test_a_wheel_install_carries_the_space_templates(tiny_vae, tmp_path):
     site = tmp_path / "site"
     with zipfile.ZipFile(wheel) as archive:  # what pip install would put into site-packages
         archive.extractall(site)
+    assert (site / "genkit" / "space_template" / "app.py").is_file()
     for family in ("vae", "dcgan", "ddpm", "lstm"):
-        assert (site / "genkit_spaces" / family / "app.py").is_file() and (
-            site / "genkit_spaces" / family / "README.md"
-        ).is_file()
+        assert (site / f"genkit_{family}" / "space" / "README.md").is_file()
     script = (
-        "import sys; from genkit.spaces import SPACES_DIR, build_space; print(SPACES_DIR); "
-        "print(build_space(sys.argv[1], sys.argv[2]))"
+        "import sys, genkit; from genkit.spaces import space_template, build_space; "
+        "print(*space_template(genkit.get_plugin('vae'))); print(build_space(sys.argv[1], sys.argv[2]))"
     )
     env = {**os.environ, "PYTHONPATH": str(site)}  # ahead of the editable checkout
     done = subprocess.run(
@@ -202,9 +189,10 @@ def test_a_wheel_install_carries_the_space_templates(tiny_vae, tmp_path):
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    templates, out = done.stdout.split()[-2:]
-    assert Path(templates) == site / "genkit_spaces"
-    assert (Path(out) / "app.py").read_text() == (site / "genkit_spaces" / "vae" / "app.py").read_text()
+    app, card, out = done.stdout.split()[-3:]
+    assert Path(app) == site / "genkit" / "space_template" / "app.py"
+    assert Path(card) == site / "genkit_vae" / "space" / "README.md"
+    assert (Path(out) / "app.py").read_text() == Path(app).read_text()
 
 
 def test_space_build_refuses_a_used_folder_and_a_non_model(tiny_vae, tmp_path, capsys):
