@@ -199,6 +199,15 @@ def build_parser(plugin=None, command: str | None = None) -> argparse.ArgumentPa
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--share", action="store_true", help="ask Gradio for a public share link")
 
+    p = sub.add_parser(
+        "check-plugin",
+        help="self-check a plugin: tiny train, save/load, resume, evaluation and demo endpoints",
+        description="Run an installed plugin through everything genkit does with one, on its tiny preset, and print "
+        "what fails (exit status 1 if anything does).",
+    )
+    p.add_argument("name", help="plugin name (see `genkit list`)")
+    p.add_argument("--verbose", action="store_true", help="show the training output")
+
     p = sub.add_parser("space", help="build or publish a Hugging Face Space for a model")
     space = p.add_subparsers(dest="space_command", required=True, parser_class=_Parser)
     b = space.add_parser("build", help="write a ready-to-publish Space folder")
@@ -393,6 +402,18 @@ def cmd_space(args) -> None:
         print(json.dumps(plan, indent=2))
 
 
+def cmd_check_plugin(args) -> int:
+    from genkit.check import check_plugin
+
+    results = check_plugin(args.name, verbose=args.verbose)
+    failed = [r.step for r in results if not r.ok]
+    if failed:
+        print(f"plugin {args.name!r}: {len(failed)} of {len(results)} checks failed ({', '.join(failed)})")
+        return 1
+    print(f"plugin {args.name!r}: all {len(results)} checks passed")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -410,6 +431,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd_sample(args, model or _open(args.model), _plugin_kwargs(args, parser, "sample"))
         elif args.command == "eval":
             cmd_eval(args, model or _open(args.model), _plugin_kwargs(args, parser, "eval"))
+        elif args.command == "check-plugin":
+            return cmd_check_plugin(args)
         else:
             {"info": cmd_info, "push": cmd_push, "export": cmd_export, "demo": cmd_demo, "space": cmd_space}[
                 args.command

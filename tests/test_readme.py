@@ -91,10 +91,14 @@ def test_cli_examples_run(quick_start, tmp_path):
     assert (quick_start / "grid.png").exists()
 
 
-def test_third_party_plugin_example(tmp_path):
-    """The README's plugin, installed as its own distribution, trains through the CLI with no change to genkit."""
+def third_party_source() -> str:
     marker = "<!-- third-party-plugin: genkit_mmd/__init__.py -->\n```python\n"
-    source = README[README.index(marker) + len(marker) :].split("```", 1)[0]
+    return README[README.index(marker) + len(marker) :].split("```", 1)[0]
+
+
+def install_plugin(tmp_path: Path, source: str) -> dict:
+    """Install ``source`` as the distribution genkit-mmd (with the README's entry point) on a PYTHONPATH of its own;
+    returns the environment that sees it."""
     entry = re.search(r'\[project\.entry-points\."genkit\.plugins"\]\n(\w+) = "([\w:]+)"', README)
     site = tmp_path / "site"
     (site / "genkit_mmd").mkdir(parents=True)
@@ -103,7 +107,12 @@ def test_third_party_plugin_example(tmp_path):
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: genkit-mmd\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text(f"[genkit.plugins]\n{entry.group(1)} = {entry.group(2)}\n")
-    env = {**os.environ, "PYTHONPATH": str(site)}
+    return {**os.environ, "PYTHONPATH": str(site)}
+
+
+def test_third_party_plugin_example(tmp_path):
+    """The README's plugin, installed as its own distribution, trains through the CLI with no change to genkit."""
+    env = install_plugin(tmp_path, third_party_source())
 
     listed = genkit("list", cwd=tmp_path, env=env)
     assert listed.returncode == 0 and re.search(r"^mmd\s+image", listed.stdout, flags=re.M), listed.stdout
@@ -140,3 +149,21 @@ def test_third_party_plugin_example(tmp_path):
         proc.terminate()
         proc.wait(30)
     assert len(gallery) == 16 and Image.open(gallery[0]["image"]).size == (8, 8)
+
+    # And its self-check passes: tiny train, evaluation, save/load, exact resume, every demo endpoint.
+    checked = genkit("check-plugin", "mmd", cwd=tmp_path, env=env)
+    assert checked.returncode == 0, checked.stdout + checked.stderr[-2000:]
+    assert "plugin 'mmd': all 6 checks passed" in checked.stdout
+
+
+def test_check_plugin_names_what_fails(tmp_path):
+    """A plugin whose sampling ignores the seed: `genkit check-plugin` says which check fails, and exits 1."""
+    source = third_party_source().replace("generator=torch.Generator().manual_seed(seed)", "generator=None")
+    assert "generator=None" in source
+    env = install_plugin(tmp_path, source)
+    checked = genkit("check-plugin", "mmd", cwd=tmp_path, env=env)
+    assert checked.returncode == 1
+    lines = {line.split()[1]: line.split()[0] for line in checked.stdout.splitlines() if line[:4] in ("ok  ", "FAIL")}
+    assert lines["train"] == "ok" and lines["save/load"] == "FAIL" and lines["resume"] == "ok"
+    assert "samples differently for the same seed" in checked.stdout
+    assert "1 of 6 checks failed (save/load)" in checked.stdout

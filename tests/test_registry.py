@@ -2,6 +2,7 @@
 
 import sys
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -104,3 +105,21 @@ def test_duplicate_names_warn_with_both_sources(site):
 def test_unknown_plugin_lists_known_ones():
     with pytest.raises(GenkitError, match=r"unknown plugin 'nope'; known plugins: .*vae"):
         genkit.get_plugin("nope")
+
+
+def test_plugins_md_is_a_complete_reference():
+    """docs/plugins.md names every hook and attribute of genkit.Plugin and every trainer config key."""
+    import inspect
+
+    from genkit.plugin import Plugin
+    from genkit.trainer import TRAINER_DEFAULTS
+
+    doc = (Path(__file__).parents[1] / "docs" / "plugins.md").read_text()
+    members = {n for n, _ in inspect.getmembers(Plugin) if not n.startswith("_")}
+    members |= set(Plugin.__annotations__)
+    missing = sorted(n for n in members if f"`{n}" not in doc)
+    assert not missing, f"docs/plugins.md does not describe: {missing}"
+    keys = sorted(k for k in TRAINER_DEFAULTS if f"`{k}`" not in doc)
+    assert not keys, f"docs/plugins.md lacks trainer keys: {keys}"
+    for name in ("OptimizerSpec", "StepContext", "PreparedData", "DataInfo", "ConfigError", "check-plugin"):
+        assert name in doc
