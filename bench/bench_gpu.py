@@ -155,6 +155,7 @@ def plain_run(plugin, preset: str, steps: int, mixed_precision: str) -> dict:
     names = list(modules)
     prepared = acc.prepare(*[modules[n] for n in names], *optimizers, loader)
     wrapped = dict(zip(names, prepared[: len(names)], strict=True))
+    bare = {name: acc.unwrap_model(module) for name, module in wrapped.items()}
     optimizers, loader = list(prepared[len(names) : -1]), prepared[-1]
     emas = {}
     for name, setting in plugin.ema_for(config).items():
@@ -178,7 +179,7 @@ def plain_run(plugin, preset: str, steps: int, mixed_precision: str) -> dict:
                     if ddpm_loss is not None:
                         loss = ddpm_loss(wrapped["model"], batch)
                     else:
-                        ctx = StepContext(phase=spec.name, step=step, config=config, carry=carry)
+                        ctx = StepContext(spec.name, step, config, carry, unwrapped=bare)
                         loss = plugin.training_step(wrapped, batch, ctx)["loss"]
                 acc.backward(loss)
                 if max_norm > 0:

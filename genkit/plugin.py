@@ -90,6 +90,14 @@ class StepContext:
     # State that must outlive one batch (e.g. an LSTM's hidden state across consecutive batches). Tensors in it
     # are saved in every checkpoint and restored on --resume; anything else in it is lost.
     carry: dict[str, torch.Tensor]
+    # The same modules as training_step's ``modules``, outside any DistributedDataParallel / compile wrapper: read
+    # their config and call their other methods here; run forward passes through ``modules`` (DDP synchronises
+    # gradients only through its own ``__call__``). Empty only where a caller passes bare modules itself.
+    unwrapped: dict[str, nn.Module] = field(default_factory=dict)
+
+    def bare(self, modules: dict[str, nn.Module], name: str) -> nn.Module:
+        """Module ``name`` outside its wrapper (``unwrapped[name]``; ``modules[name]`` where none was given)."""
+        return self.unwrapped.get(name, modules[name])
 
 
 class Plugin(ABC):

@@ -297,6 +297,7 @@ class Trainer:
         names = list(self.modules)
         prepared = acc.prepare(*[self.modules[n] for n in names], *self.optimizers, loader)
         self.wrapped = dict(zip(names, prepared[: len(names)], strict=True))
+        self.unwrapped = {name: acc.unwrap_model(module) for name, module in self.wrapped.items()}
         self.optimizers = list(prepared[len(names) : len(names) + len(self.optimizers)])
         self.loader = prepared[-1]
         self.emas = self._make_emas()
@@ -484,7 +485,7 @@ class Trainer:
                     if self.step % spec.every:
                         continue
                     self._phase_modules(spec)
-                    ctx = StepContext(phase=spec.name, step=self.step, config=config, carry=self.carry)
+                    ctx = StepContext(spec.name, self.step, config, self.carry, unwrapped=self.unwrapped)
                     with self._no_sync(sync), acc.autocast():
                         out = self.plugin.training_step(self.wrapped, batch, ctx)
                     acc.backward(out["loss"])  # accelerate divides the loss by its gradient_accumulation_steps
@@ -504,7 +505,7 @@ class Trainer:
                     continue
                 micro = 0
                 for name, ema in self.emas.items():
-                    ema.step(acc.unwrap_model(self.wrapped[name]).parameters())
+                    ema.step(self.unwrapped[name].parameters())
                 self.step += 1
                 if self.first_step_seconds is None:  # warm-up (CUDA init, autotuning, compilation) is in this one
                     self.first_step_seconds = time.perf_counter() - t0

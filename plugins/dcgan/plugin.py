@@ -259,7 +259,7 @@ class DCGANPlugin(Plugin):
         G, D = modules["generator"], modules["discriminator"]
         real = batch["pixel_values"]
         labels = self._labels(batch, config)
-        z = torch.randn(real.shape[0], int(getattr(G, "module", G).config.latent_dim), device=real.device)
+        z = torch.randn(real.shape[0], int(ctx.bare(modules, "generator").config.latent_dim), device=real.device)
         wgan = config["loss"] == "wgan-gp"
 
         if ctx.phase == "generator":

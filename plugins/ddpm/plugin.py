@@ -276,7 +276,7 @@ class DDPMPlugin(Plugin):
         target = noise if scheduler.config.prediction_type == "epsilon" else scheduler.get_velocity(x0, noise, t)
         unet = modules["model"]
         if ctx.config["conditional"]:
-            null_class = getattr(unet, "module", unet).config.num_class_embeds - 1
+            null_class = ctx.bare(modules, "model").config.num_class_embeds - 1
             drop = torch.rand(x0.shape[0], device=x0.device) < float(ctx.config["label_dropout"])
             labels = torch.where(drop, torch.full_like(batch["labels"], null_class), batch["labels"])
             prediction = unet(noisy, t, class_labels=labels).sample

@@ -106,7 +106,7 @@ class VAEPlugin(Plugin):
         noisy = x + ctx.config["denoise_std"] * torch.randn_like(x) if ctx.config["denoise_std"] else x
         out = modules["model"](noisy, labels)
         # The decoder reconstructs the clean image even when the encoder saw a corrupted one.
-        vae = getattr(modules["model"], "module", modules["model"])
+        vae = ctx.bare(modules, "model")
         recon = -vae.log_likelihood(out.decoded, x).mean()
         kl = kl_divergence(out.mean, out.logvar).mean()
         return {"loss": recon + ctx.config["beta"] * kl, "reconstruction": recon.detach(), "kl": kl.detach()}
