@@ -6,10 +6,37 @@ from pathlib import Path
 
 from genkit.errors import GenkitError
 
-__all__ = ["MAX_SAMPLES", "check_sample_file", "write_samples"]
+__all__ = ["MAX_SAMPLES", "check_sample_file", "log_samples", "sample_file", "write_samples"]
 
 MAX_SAMPLES = 10_000  # one grid file; more is a dataset, better written by a script over pipeline calls
 _MARK = ("Software", "genkit")  # PNG text chunk naming the writer, so a grid genkit wrote may be replaced
+_SUFFIX = {"image": ".png", "text": ".txt"}
+
+
+def sample_file(plugin, folder: str | Path, stem: str = "samples") -> Path:
+    """Where ``write_samples`` puts ``plugin``'s samples in ``folder``: a PNG grid, or a text file."""
+    return Path(folder) / f"{stem}{_SUFFIX[plugin.task]}"
+
+
+def log_samples(trackers, samples, step: int) -> None:
+    """Hand what ``write_samples`` returned — a grid (PIL image) or texts — to every accelerate tracker at ``step``:
+    TensorBoard gets an image or a text entry, wandb an image or a table."""
+    import numpy as np
+
+    texts = isinstance(samples, list)
+    for tracker in trackers:
+        if tracker.name == "tensorboard":
+            if texts:
+                tracker.writer.add_text("samples", "\n\n---\n\n".join(samples), step)
+            else:
+                tracker.log_images(
+                    {"samples": np.asarray(samples.convert("RGB"))[None]}, step=step, dataformats="NHWC"
+                )
+        elif tracker.name == "wandb":
+            if texts:
+                tracker.log_table("samples", columns=["text"], data=[[t] for t in samples], step=step)
+            else:
+                tracker.log_images({"samples": [samples]}, step=step)
 
 
 def check_sample_file(path: Path, *, overwrite: bool) -> None:

@@ -21,6 +21,7 @@ from torch import nn
 from genkit import checkpoint as ckpt
 from genkit.errors import ConfigError, GenkitError, TrainingError, WeightsError
 from genkit.plugin import OptimizerSpec, StepContext
+from genkit.samples import sample_file
 from genkit.validation import check_limits, flag
 
 __all__ = ["TRAINER_DEFAULTS", "TRAINER_LIMITS", "run_training", "EpochSampler", "Trainer", "resolve_config"]
@@ -234,7 +235,7 @@ class Trainer:
             splits = splits_for(config, plugin.task, source=self.dataset)
             self.data = plugin.prepare_data(splits, config)
         self.modules = self._build_modules()
-        if config["channels_last"] and plugin.task == "image":
+        if config["channels_last"]:  # NHWC for 4-D (convolution) weights; nn.Module.to leaves the others as they are
             for module in self.modules.values():
                 module.to(memory_format=torch.channels_last)
         missing = {m for s in self.specs for m in s.modules} - set(self.modules)
@@ -519,8 +520,7 @@ class Trainer:
                 if config["checkpoint_every"] and self.step % int(config["checkpoint_every"]) == 0:
                     self._save_checkpoint()
                 if config["sample_every"] and self.step % int(config["sample_every"]) == 0:
-                    suffix = ".png" if self.plugin.task == "image" else ".txt"
-                    self._write_samples(self.output / "samples" / f"step-{self.step:06d}{suffix}")
+                    self._write_samples(sample_file(self.plugin, self.output / "samples", f"step-{self.step:06d}"))
                 if self.step >= self.max_steps:
                     done = True
                     break
@@ -580,21 +580,9 @@ class Trainer:
         self._log_samples(samples)
 
     def _log_samples(self, samples) -> None:
-        """Hand a sample grid (PIL image) or texts to every tracker, at the current step."""
-        import numpy as np
+        from genkit.samples import log_samples
 
-        for tracker in self.accelerator.trackers:
-            if tracker.name == "tensorboard":
-                if isinstance(samples, list):
-                    tracker.writer.add_text("samples", "\n\n---\n\n".join(samples), self.step)
-                else:
-                    grid = np.asarray(samples.convert("RGB"))[None]
-                    tracker.log_images({"samples": grid}, step=self.step, dataformats="NHWC")
-            elif tracker.name == "wandb":
-                if isinstance(samples, list):
-                    tracker.log_table("samples", columns=["text"], data=[[t] for t in samples], step=self.step)
-                else:
-                    tracker.log_images({"samples": [samples]}, step=self.step)
+        log_samples(self.accelerator.trackers, samples, self.step)
 
     def _finish(self, elapsed: float) -> None:
         acc = self.accelerator
@@ -613,9 +601,8 @@ class Trainer:
         self.plugin.save_pipeline(pipeline, staging)
         info = self.data.info
         write_metadata(staging, self.plugin.name, data=info.__dict__, config=self.config, train_seconds=elapsed)
-        sample_file = "samples.png" if self.plugin.task == "image" else "samples.txt"
         samples = write_samples(
-            self.plugin, pipeline, staging / sample_file, n=int(self.config["num_sample_images"]), seed=0
+            self.plugin, pipeline, sample_file(self.plugin, staging), n=int(self.config["num_sample_images"]), seed=0
         )
         self._log_samples(samples)  # the final grid (or texts) reaches every tracker
         evaluation = self.plugin.evaluate(pipeline, self.data, self.config) if self.config["eval"] else None
