@@ -225,25 +225,46 @@ class Trainer:
 
     # ---- setup -----------------------------------------------------------------------------------------------
     def _setup(self) -> None:
+        """Data, modules, loader, optimizers, accelerate, EMA, and the state to start (or resume) from."""
         from accelerate.utils import set_seed
 
+        set_seed(self.config["seed"])
+        self._prepare_data()
+        self.modules = self._make_modules()
+        loader = self._make_loader()
+        self.optimizers, self.schedulers = self._make_optimizers()
+        self._prepare(loader)
+        self.emas = self._make_emas()
+        self.carry: dict[str, torch.Tensor] = {}
+        self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        self.last_checkpoint: Path | None = None
+        if self.resume:
+            self._load_checkpoint(ckpt.find_checkpoint(self.output, self.resume))
+        else:  # a resumed run gets every process's RNG back from the checkpoint instead
+            set_seed(self.config["seed"] + self.accelerator.process_index)
+
+    def _prepare_data(self) -> None:
         from genkit.data import splits_for
 
-        acc, plugin, config = self.accelerator, self.plugin, self.config
-        set_seed(config["seed"])
-        with acc.main_process_first():
-            splits = splits_for(config, plugin.task, source=self.dataset)
-            self.data = plugin.prepare_data(splits, config)
-        self.modules = self._build_modules()
-        if config["channels_last"]:  # NHWC for 4-D (convolution) weights; nn.Module.to leaves the others as they are
-            for module in self.modules.values():
-                module.to(memory_format=torch.channels_last)
-        missing = {m for s in self.specs for m in s.modules} - set(self.modules)
-        if missing:
-            raise ConfigError(f"plugin {plugin.name!r} optimizes modules it did not build: {sorted(missing)}")
+        with self.accelerator.main_process_first():  # the main process fills the datasets cache, then the others read
+            splits = splits_for(self.config, self.plugin.task, source=self.dataset)
+            self.data = self.plugin.prepare_data(splits, self.config)
 
+    def _make_modules(self) -> dict[str, nn.Module]:
+        modules = self._build_modules()
+        if self.config["channels_last"]:  # NHWC for 4-D (convolution) weights; nn.Module.to leaves others as they are
+            for module in modules.values():
+                module.to(memory_format=torch.channels_last)
+        missing = {m for s in self.specs for m in s.modules} - set(modules)
+        if missing:
+            raise ConfigError(f"plugin {self.plugin.name!r} optimizes modules it did not build: {sorted(missing)}")
+        return modules
+
+    def _make_loader(self) -> torch.utils.data.DataLoader:
+        """The training loader (its order fixed by seed and epoch), and ``max_steps`` when only epochs were given."""
+        acc, config = self.accelerator, self.config
         batch_size = int(config["batch_size"])
-        sequential = plugin.sequential_batches
+        sequential = self.plugin.sequential_batches
         if sequential and batch_size % acc.num_processes:
             raise ConfigError(f"--batch-size {batch_size} must be divisible by the {acc.num_processes} processes")
         if len(self.data.train) < batch_size * (1 if sequential else acc.num_processes):
@@ -271,44 +292,38 @@ class Trainer:
             epochs = config["epochs"] if config["epochs"] is not None else 1
             config["max_steps"] = int(math.ceil(float(epochs) * self.updates_per_epoch))
         self.max_steps = int(config["max_steps"])
+        return loader
 
-        self.optimizers = []
-        for spec in self.specs:
-            params = [p for m in spec.modules for p in self.modules[m].parameters()]
-            self.optimizers.append(
-                torch.optim.AdamW(
-                    params,
-                    lr=spec.lr,
-                    betas=tuple(spec.betas),
-                    weight_decay=spec.weight_decay,
-                    **({"fused": True} if config["fused_optimizer"] else {}),
-                )
-            )
+    def _make_optimizers(self) -> tuple[list[torch.optim.Optimizer], list]:
+        """One AdamW and one LR schedule per phase (``OptimizerSpec``)."""
         from diffusers.optimization import get_scheduler
 
-        self.schedulers = [
-            get_scheduler(
-                config["lr_scheduler"],
-                opt,
-                num_warmup_steps=int(config["warmup_steps"]),
-                num_training_steps=max(1, math.ceil(self.max_steps / spec.every)),
+        fused = {"fused": True} if self.config["fused_optimizer"] else {}
+        optimizers, schedulers = [], []
+        for spec in self.specs:
+            params = [p for m in spec.modules for p in self.modules[m].parameters()]
+            opt = torch.optim.AdamW(
+                params, lr=spec.lr, betas=tuple(spec.betas), weight_decay=spec.weight_decay, **fused
             )
-            for spec, opt in zip(self.specs, self.optimizers, strict=True)
-        ]
-        names = list(self.modules)
+            optimizers.append(opt)
+            schedulers.append(
+                get_scheduler(
+                    self.config["lr_scheduler"],
+                    opt,
+                    num_warmup_steps=int(self.config["warmup_steps"]),
+                    num_training_steps=max(1, math.ceil(self.max_steps / spec.every)),
+                )
+            )
+        return optimizers, schedulers
+
+    def _prepare(self, loader) -> None:
+        """Hand modules, optimizers and loader to accelerate (devices, DDP/FSDP, precision, compile)."""
+        acc, names = self.accelerator, list(self.modules)
         prepared = acc.prepare(*[self.modules[n] for n in names], *self.optimizers, loader)
         self.wrapped = dict(zip(names, prepared[: len(names)], strict=True))
         self.unwrapped = {name: acc.unwrap_model(module) for name, module in self.wrapped.items()}
         self.optimizers = list(prepared[len(names) : len(names) + len(self.optimizers)])
         self.loader = prepared[-1]
-        self.emas = self._make_emas()
-        self.carry: dict[str, torch.Tensor] = {}
-        self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
-        self.last_checkpoint: Path | None = None
-        if self.resume:
-            self._load_checkpoint(ckpt.find_checkpoint(self.output, self.resume))
-        if not self.resume:  # a resumed run gets every process's RNG back from the checkpoint instead
-            set_seed(config["seed"] + acc.process_index)
 
     def _build_modules(self) -> dict[str, nn.Module]:
         """The untrained modules: the plugin's architecture for this config, or the fine-tuning base's."""
@@ -448,87 +463,34 @@ class Trainer:
         return value
 
     def train(self) -> Path:
+        """Set up, run the updates (resuming where a checkpoint left off), save the final model, push if asked."""
         from tqdm.auto import tqdm
 
         self._setup()
         acc, config = self.accelerator, self.config
-        if acc.is_main_process:
-            (self.output / "logs").mkdir(parents=True, exist_ok=True)
-        if config["log_with"] not in (None, "none"):
-            acc.init_trackers(
-                "genkit",
-                config={k: v for k, v in config.items() if isinstance(v, (int, float, str, bool))},
-                # wandb writes its run (online, or offline with WANDB_MODE=offline) beside TensorBoard's logs
-                init_kwargs={"wandb": {"dir": str(self.output / "logs"), "name": self.output.resolve().name}},
-            )
-        accum = self.accelerator.gradient_accumulation_steps
-        max_norm = float(config["max_grad_norm"] or 0)
-        bar = tqdm(total=self.max_steps, initial=self.step, disable=not acc.is_local_main_process, desc="train")
-        micro = self.batch_in_epoch % accum
-        sums: dict[str, float] = {}
-        t0, done = time.perf_counter(), False
+        self._start_trackers()
+        self.accum = acc.gradient_accumulation_steps
+        self.sums: dict[str, float] = {}
+        self.bar = tqdm(total=self.max_steps, initial=self.step, disable=not acc.is_local_main_process, desc="train")
+        micro = self.batch_in_epoch % self.accum
+        self.t0 = time.perf_counter()
         self.first_step_seconds: float | None = None
-        while self.step < self.max_steps and not done:
-            # accelerate's loaders count their own passes and hand that count to the sampler at every iter();
-            # set it to the true epoch, also on the loader that skips the batches a resumed epoch already saw.
-            self.loader.set_epoch(self.epoch)
-            loader = self.loader
-            if self.batch_in_epoch:
-                from accelerate import skip_first_batches
-
-                loader = skip_first_batches(self.loader, self.batch_in_epoch)
-                loader.set_epoch(self.epoch)
-            for batch in loader:
+        while self.step < self.max_steps:
+            for batch in self._epoch_batches():
                 self.batch_in_epoch += 1
                 micro += 1
-                sync = micro == accum
-                for spec, opt in zip(self.specs, self.optimizers, strict=True):
-                    if self.step % spec.every:
-                        continue
-                    self._phase_modules(spec)
-                    ctx = StepContext(spec.name, self.step, config, self.carry, unwrapped=self.unwrapped)
-                    with self._no_sync(sync), acc.autocast():
-                        out = self.plugin.training_step(self.wrapped, batch, ctx)
-                    acc.backward(out["loss"])  # accelerate divides the loss by its gradient_accumulation_steps
-                    for key, value in out.items():
-                        name = f"{spec.name}/{key}" if len(self.specs) > 1 else key
-                        v = value if isinstance(value, float) else self._check_finite(value, spec.name)
-                        sums[name] = sums.get(name, 0.0) + v / accum
-                    if sync:
-                        if max_norm > 0:
-                            params = [p for m in spec.modules for p in self.wrapped[m].parameters()]
-                            norm = acc.clip_grad_norm_(params, max_norm)
-                            sums[f"{spec.name}/grad_norm"] = float(norm)
-                        opt.step()
-                        self.schedulers[self.specs.index(spec)].step()
-                        opt.zero_grad(set_to_none=True)
-                if not sync:
-                    continue
-                micro = 0
-                for name, ema in self.emas.items():
-                    ema.step(self.unwrapped[name].parameters())
-                self.step += 1
-                if self.first_step_seconds is None:  # warm-up (CUDA init, autotuning, compilation) is in this one
-                    self.first_step_seconds = time.perf_counter() - t0
-                bar.update(1)
-                if self.step % int(config["log_every"]) == 0 or self.step == self.max_steps:
-                    sums["lr"] = self.schedulers[0].get_last_lr()[0]
-                    sums["epoch"] = self.epoch + self.batch_in_epoch / max(1, len(self.loader))
-                    bar.set_postfix({k: f"{v:.4g}" for k, v in sums.items() if k.endswith("loss")})
-                    acc.log(sums, step=self.step)
-                sums = {}
-                if config["checkpoint_every"] and self.step % int(config["checkpoint_every"]) == 0:
-                    self._save_checkpoint()
-                if config["sample_every"] and self.step % int(config["sample_every"]) == 0:
-                    self._write_samples(sample_file(self.plugin, self.output / "samples", f"step-{self.step:06d}"))
-                if self.step >= self.max_steps:
-                    done = True
-                    break
+                sync = micro == self.accum
+                self._train_batch(batch, sync)
+                if sync:
+                    micro = 0
+                    self._after_update()
+                    if self.step >= self.max_steps:
+                        break
             else:
                 self.epoch += 1
                 self.batch_in_epoch = 0
-        bar.close()
-        self.elapsed = elapsed = time.perf_counter() - t0  # the loop alone: no final save, samples or eval
+        self.bar.close()
+        self.elapsed = elapsed = time.perf_counter() - self.t0  # the loop alone: no final save, samples or eval
         acc.print(f"trained {self.step} steps in {elapsed:.1f}s")
         if not self.last_checkpoint or self.last_checkpoint.name != f"checkpoint-{self.step}":
             self._save_checkpoint()
@@ -541,6 +503,74 @@ class Trainer:
             plan = push_to_hub(self.output, repo_id, private=bool(config["hub_private"]))
             acc.print(f"pushed {len(plan['files'])} files to {plan['url']}")
         return self.output
+
+    def _start_trackers(self) -> None:
+        acc, config = self.accelerator, self.config
+        if acc.is_main_process:
+            (self.output / "logs").mkdir(parents=True, exist_ok=True)
+        if config["log_with"] not in (None, "none"):
+            acc.init_trackers(
+                "genkit",
+                config={k: v for k, v in config.items() if isinstance(v, (int, float, str, bool))},
+                # wandb writes its run (online, or offline with WANDB_MODE=offline) beside TensorBoard's logs
+                init_kwargs={"wandb": {"dir": str(self.output / "logs"), "name": self.output.resolve().name}},
+            )
+
+    def _epoch_batches(self):
+        """The current epoch's batches, without those a resumed epoch has already seen."""
+        # accelerate's loaders count their own passes and hand that count to the sampler at every iter();
+        # set it to the true epoch, also on the loader that skips the batches a resumed epoch already saw.
+        self.loader.set_epoch(self.epoch)
+        if not self.batch_in_epoch:
+            return self.loader
+        from accelerate import skip_first_batches
+
+        loader = skip_first_batches(self.loader, self.batch_in_epoch)
+        loader.set_epoch(self.epoch)
+        return loader
+
+    def _train_batch(self, batch, sync: bool) -> None:
+        """Every phase due at this step: its loss, backward, and (on the last micro-batch) its optimizer step."""
+        acc, max_norm = self.accelerator, float(self.config["max_grad_norm"] or 0)
+        for spec, opt, schedule in zip(self.specs, self.optimizers, self.schedulers, strict=True):
+            if self.step % spec.every:
+                continue
+            self._phase_modules(spec)
+            ctx = StepContext(spec.name, self.step, self.config, self.carry, unwrapped=self.unwrapped)
+            with self._no_sync(sync), acc.autocast():
+                out = self.plugin.training_step(self.wrapped, batch, ctx)
+            acc.backward(out["loss"])  # accelerate divides the loss by its gradient_accumulation_steps
+            for key, value in out.items():
+                name = f"{spec.name}/{key}" if len(self.specs) > 1 else key
+                v = value if isinstance(value, float) else self._check_finite(value, spec.name)
+                self.sums[name] = self.sums.get(name, 0.0) + v / self.accum
+            if sync:
+                if max_norm > 0:
+                    params = [p for m in spec.modules for p in self.wrapped[m].parameters()]
+                    self.sums[f"{spec.name}/grad_norm"] = float(acc.clip_grad_norm_(params, max_norm))
+                opt.step()
+                schedule.step()
+                opt.zero_grad(set_to_none=True)
+
+    def _after_update(self) -> None:
+        """EMA, the step count, logs, checkpoints and sample grids after one optimizer update."""
+        config = self.config
+        for name, ema in self.emas.items():
+            ema.step(self.unwrapped[name].parameters())
+        self.step += 1
+        if self.first_step_seconds is None:  # warm-up (CUDA init, autotuning, compilation) is in this one
+            self.first_step_seconds = time.perf_counter() - self.t0
+        self.bar.update(1)
+        if self.step % int(config["log_every"]) == 0 or self.step == self.max_steps:
+            self.sums["lr"] = self.schedulers[0].get_last_lr()[0]
+            self.sums["epoch"] = self.epoch + self.batch_in_epoch / max(1, len(self.loader))
+            self.bar.set_postfix({k: f"{v:.4g}" for k, v in self.sums.items() if k.endswith("loss")})
+            self.accelerator.log(self.sums, step=self.step)
+        self.sums = {}
+        if config["checkpoint_every"] and self.step % int(config["checkpoint_every"]) == 0:
+            self._save_checkpoint()
+        if config["sample_every"] and self.step % int(config["sample_every"]) == 0:
+            self._write_samples(sample_file(self.plugin, self.output / "samples", f"step-{self.step:06d}"))
 
     # ---- outputs -------------------------------------------------------------------------------------------------
     def final_modules(self) -> dict[str, nn.Module]:
