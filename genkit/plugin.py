@@ -130,9 +130,18 @@ class Plugin(ABC):
     # each keeps its own contiguous streams.
     sequential_batches: bool = False
 
+    # Settings of the flags ``add_arguments`` derives from ``defaults``: key -> help text, or a dict of
+    # ``add_argument`` keywords (``help``, ``choices``, ``nargs``, ``metavar``).
+    flag_options: dict[str, str | dict[str, Any]] = {}
+
     # ---- configuration -------------------------------------------------------------------------------------
-    def add_arguments(self, parser) -> None:  # noqa: B027 - optional hook, empty by default
-        """Add family-specific flags to ``genkit train``. Use ``default=None`` so presets can fill them."""
+    def add_arguments(self, parser) -> None:
+        """Add the family's flags to ``genkit train``. By default one ``--key-name`` for every key of ``defaults``
+        that is not a trainer setting: typed by ``limits`` or by the default value (a bool is a switch, ``--no-x``
+        too when it defaults to True; a list takes several values), described by ``flag_options``, with
+        ``default=None`` so that the preset fills what the user did not give. Override it (calling this one) for
+        flags of another shape; a flag added before the call is kept as it is."""
+        add_default_flags(parser, self)
 
     def add_sample_arguments(self, parser) -> None:  # noqa: B027 - optional hook, empty by default
         """Add flags to ``genkit sample``; their values reach ``sample(pipeline, n, seed, **values)``."""
@@ -244,6 +253,34 @@ def check_base_classes(base_classes: int, info: DataInfo) -> None:
             f"the base model is conditional on {base_classes} classes, and dataset {info.dataset!r} has "
             f"{info.num_classes or 'no'} classes; a conditional base fine-tunes on data with the same classes"
         )
+
+
+def add_default_flags(parser, plugin: Plugin) -> None:
+    """One ``--key-name`` flag per plain value of ``plugin.defaults`` (see ``Plugin.add_arguments``)."""
+    import argparse
+
+    from genkit.trainer import TRAINER_DEFAULTS
+
+    taken = {a.dest for a in getattr(parser, "_actions", [])}
+    for key, default in plugin.defaults.items():
+        if key in TRAINER_DEFAULTS or key in taken:
+            continue
+        options = plugin.flag_options.get(key, {})
+        options = {"help": options} if isinstance(options, str) else dict(options)
+        kind = plugin.limits.get(key, (None,))[0]
+        flag = "--" + key.replace("_", "-")
+        if isinstance(default, bool):
+            action = argparse.BooleanOptionalAction if default else "store_true"
+            parser.add_argument(flag, action=action, default=None, **options)
+            continue
+        if isinstance(default, (list, tuple)):
+            element = kind or (type(default[0]) if default else int)
+            parser.add_argument(flag, type=element, nargs=options.pop("nargs", "+"), default=None, **options)
+            continue
+        if default is not None and not isinstance(default, (int, float, str)):
+            continue  # not a plain value: the plugin adds its own flag, if any
+        kind = kind or (type(default) if default is not None else str)
+        parser.add_argument(flag, type=None if "choices" in options else kind, default=None, **options)
 
 
 def missing_hooks(obj: Any) -> list[str]:

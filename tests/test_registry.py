@@ -123,3 +123,24 @@ def test_plugins_md_is_a_complete_reference():
     assert not keys, f"docs/plugins.md lacks trainer keys: {keys}"
     for name in ("OptimizerSpec", "StepContext", "PreparedData", "DataInfo", "ConfigError", "check-plugin"):
         assert name in doc
+
+
+def test_flags_are_derived_from_defaults(tmp_path):
+    """Every plugin setting is a train flag, typed from limits/defaults; a True-by-default switch can be turned off."""
+    import argparse
+
+    from genkit.cli import build_parser
+    from genkit.trainer import TRAINER_DEFAULTS
+
+    for name in ("vae", "dcgan", "ddpm", "lstm"):
+        plugin = genkit.get_plugin(name)
+        parser = argparse.ArgumentParser()
+        plugin.add_arguments(parser)
+        dests = {a.dest for a in parser._actions}
+        assert {k for k in plugin.defaults if k not in TRAINER_DEFAULTS} <= dests, name
+    ddpm = genkit.get_plugin("ddpm")
+    args = build_parser(ddpm, "train").parse_args(
+        ["train", "ddpm", "--eval-steps", "3", "--no-clip-sample", "--attention-levels", "--beta-end", "0.01"]
+    )
+    assert (args.eval_steps, args.clip_sample, args.attention_levels, args.beta_end) == (3, False, [], 0.01)
+    assert build_parser(ddpm, "train").parse_args(["train", "ddpm"]).clip_sample is None  # not given: preset decides

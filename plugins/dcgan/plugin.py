@@ -157,37 +157,24 @@ class DCGANPlugin(Plugin):
     }
 
     # ---- configuration -------------------------------------------------------------------------------------
-    def add_arguments(self, parser) -> None:
-        parser.add_argument(
-            "--loss",
-            choices=LOSSES,
-            default=None,
-            help="bce: non-saturating DCGAN loss (default); wgan-gp: critic with gradient penalty",
-        )
-        parser.add_argument(
-            "--conditional",
-            action="store_true",
-            default=None,
-            help="class-conditional GAN (needs labelled data); samples by class",
-        )
-        parser.add_argument("--latent-dim", type=int, default=None)
-        parser.add_argument("--generator-channels", type=int, default=None, help="channels of the last hidden layer")
-        parser.add_argument("--discriminator-channels", type=int, default=None, help="channels of the first layer")
-        parser.add_argument(
-            "--discriminator-norm",
-            choices=("batch", "layer"),
-            default=None,
-            help="normalization in the discriminator (default: batch for bce, layer for wgan-gp)",
-        )
-        parser.add_argument("--n-critic", type=int, default=None, help="wgan-gp: critic updates per generator update")
-        parser.add_argument("--gp-weight", type=float, default=None, help="wgan-gp: gradient penalty lambda")
-        parser.add_argument("--adam-beta1", type=float, default=None)
-        parser.add_argument("--adam-beta2", type=float, default=None)
-        parser.add_argument("--ema-decay", type=float, default=None, help="EMA of the generator's weights (0: off)")
-        parser.add_argument(
-            "--collapse-guard-after", type=int, default=None, help="updates before the collapse guard may warn"
-        )
-        parser.add_argument("--eval-samples", type=int, default=None, help="generated images for the final eval")
+    flag_options = {
+        "loss": {
+            "choices": LOSSES,
+            "help": "bce: non-saturating DCGAN loss (default); wgan-gp: critic with gradient penalty",
+        },
+        "conditional": "class-conditional GAN (needs labelled data); samples by class",
+        "generator_channels": "channels of the last hidden layer",
+        "discriminator_channels": "channels of the first layer",
+        "discriminator_norm": {
+            "choices": ("batch", "layer"),
+            "help": "normalization in the discriminator (default: batch for bce, layer for wgan-gp)",
+        },
+        "n_critic": "wgan-gp: critic updates per generator update",
+        "gp_weight": "wgan-gp: gradient penalty lambda",
+        "ema_decay": "EMA of the generator's weights (0: off)",
+        "collapse_guard_after": "updates before the collapse guard may warn",
+        "eval_samples": "generated images for the final eval",
+    }
 
     def add_sample_arguments(self, parser) -> None:
         parser.add_argument("--label", type=int, dest="labels", default=None, help="class to sample (conditional)")

@@ -156,32 +156,26 @@ class DDPMPlugin(Plugin):
     }
 
     # ---- configuration -------------------------------------------------------------------------------------------
-    def add_arguments(self, parser) -> None:
-        parser.add_argument("--block-out-channels", type=int, nargs="+", default=None, help="channels per UNet level")
-        parser.add_argument("--layers-per-block", type=int, default=None, help="ResNet blocks per UNet level")
-        parser.add_argument(
-            "--attention-levels",
-            type=int,
-            nargs="*",
-            default=None,
-            help="UNet levels with self-attention (0 = full resolution)",
-        )
-        parser.add_argument("--norm-num-groups", type=int, default=None, help="GroupNorm groups")
-        parser.add_argument("--num-train-timesteps", type=int, default=None, help="diffusion steps T")
-        parser.add_argument("--beta-schedule", choices=("linear", "squaredcos_cap_v2"), default=None)
-        parser.add_argument("--prediction-type", choices=("epsilon", "v_prediction"), default=None)
-        parser.add_argument(
-            "--conditional",
-            action="store_true",
-            default=None,
-            help="class-conditional model with classifier-free guidance (labelled data)",
-        )
-        parser.add_argument(
-            "--label-dropout",
-            type=float,
-            default=None,
-            help="fraction of labels replaced by the null class when --conditional",
-        )
+    flag_options = {
+        "block_out_channels": "channels per UNet level",
+        "layers_per_block": "ResNet blocks per UNet level",
+        "attention_levels": {"nargs": "*", "help": "UNet levels with self-attention (0 = full resolution)"},
+        "norm_num_groups": "GroupNorm groups",
+        "num_train_timesteps": "diffusion steps T",
+        "beta_schedule": {"choices": ("linear", "squaredcos_cap_v2")},
+        "beta_start": "first beta of a linear schedule",
+        "beta_end": "last beta of a linear schedule",
+        "variance_type": "the DDPM sampler's variance (diffusers' DDPMScheduler)",
+        "clip_sample": "clip predicted x_0 to [-1, 1] while sampling",
+        "prediction_type": {"choices": ("epsilon", "v_prediction")},
+        "conditional": "class-conditional model with classifier-free guidance (labelled data)",
+        "label_dropout": "fraction of labels replaced by the null class when --conditional",
+        "eval_scheduler": "sampler of the final evaluation (as genkit eval --scheduler)",
+        "eval_steps": "sampling steps of the final evaluation",
+        "eval_eta": "DDIM eta of the final evaluation",
+        "eval_guidance_scale": "guidance scale of the final evaluation (conditional models)",
+        "eval_samples": "generated images of the final evaluation",
+    }
 
     def add_sample_arguments(self, parser) -> None:
         parser.add_argument(

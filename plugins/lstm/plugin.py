@@ -164,28 +164,15 @@ class LSTMPlugin(Plugin):
     }
 
     # ---- configuration -------------------------------------------------------------------------------------------
-    def add_arguments(self, parser) -> None:
-        parser.add_argument("--tokenizer", choices=tuple(LEVELS), default=None, help="character or word tokens")
-        parser.add_argument("--vocab-size", type=int, default=None, help="vocabulary cap; rarer tokens -> <unk>")
-        parser.add_argument("--cell", choices=("lstm", "gru"), default=None)
-        parser.add_argument("--embedding-size", type=int, default=None)
-        parser.add_argument("--hidden-size", type=int, default=None)
-        parser.add_argument("--num-layers", type=int, default=None)
-        parser.add_argument("--dropout", type=float, default=None)
-        parser.add_argument(
-            "--tie-embeddings",
-            action="store_true",
-            default=None,
-            help="share the input embedding with the output head",
-        )
-        parser.add_argument("--seq-len", type=int, default=None, help="truncated BPTT length in tokens")
-        parser.add_argument(
-            "--extend-vocab",
-            action="store_true",
-            default=None,
-            help="with --init-from: add the new text's unknown characters/words to the vocabulary (new rows only)",
-        )
-        parser.add_argument("--eval-streams", type=int, default=None, help="parallel streams for evaluation")
+    flag_options = {
+        "tokenizer": {"choices": tuple(LEVELS), "help": "character or word tokens"},
+        "vocab_size": "vocabulary cap; rarer tokens -> <unk>",
+        "cell": {"choices": ("lstm", "gru")},
+        "tie_embeddings": "share the input embedding with the output head",
+        "seq_len": "truncated BPTT length in tokens",
+        "extend_vocab": "with --init-from: add the new text's unknown characters/words to the vocabulary (new rows)",
+        "eval_streams": "parallel streams for evaluation",
+    }
 
     def add_sample_arguments(self, parser) -> None:
         parser.add_argument("--prompt", default=None, help="text to continue (default: start at a new line)")

@@ -73,18 +73,16 @@ class VAEPlugin(Plugin):
         },
     }
 
-    def add_arguments(self, parser) -> None:
-        parser.add_argument("--latent-dim", type=int, default=None)
-        parser.add_argument("--hidden-channels", type=int, nargs="+", default=None)
-        parser.add_argument(
-            "--likelihood",
-            choices=("bernoulli", "gaussian"),
-            default=None,
-            help="reconstruction term: Bernoulli (BCE) or Gaussian with learned scale",
-        )
-        parser.add_argument("--beta", type=float, default=None, help="weight of the KL term (beta-VAE when > 1)")
-        parser.add_argument("--conditional", action="store_true", default=None, help="class-conditional VAE")
-        parser.add_argument("--denoise-std", type=float, default=None, help="denoising VAE: input noise std")
+    flag_options = {
+        "likelihood": {
+            "choices": ("bernoulli", "gaussian"),
+            "help": "reconstruction term: Bernoulli (BCE) or Gaussian with learned scale",
+        },
+        "beta": "weight of the KL term (beta-VAE when > 1)",
+        "conditional": "class-conditional VAE",
+        "denoise_std": "denoising VAE: input noise std",
+        "eval_importance_samples": "k of the importance-sampled NLL of the final evaluation",
+    }
 
     def build(self, config: dict[str, Any], info: DataInfo) -> dict[str, torch.nn.Module]:
         if config["conditional"] and not info.num_classes:
