@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageOps
 
+from genkit.datatypes import DataInfo, PreparedData
 from genkit.errors import ConfigError, DataError
-from genkit.plugin import DataInfo, PreparedData
 
 __all__ = [
     "BUILTIN_SOURCES",

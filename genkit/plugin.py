@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from genkit.datatypes import DataInfo, PreparedData  # noqa: F401 - part of this module's API (plugins import them here)
+
 __all__ = [
     "DataInfo",
     "OptimizerSpec",
@@ -42,30 +44,6 @@ REQUIRED_HOOKS = (
     "build_demo",
 )
 REQUIRED_PRESETS = ("tiny", "small", "base")
-
-
-@dataclass
-class DataInfo:
-    """What the data says about the model to build; saved into the model's metadata."""
-
-    task: str  # "image" or "text"
-    dataset: str  # the source as the user named it
-    num_channels: int | None = None
-    image_size: int | None = None
-    num_classes: int | None = None  # None for unlabelled data
-    class_names: list[str] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)  # family-specific facts (vocabulary size, ...)
-
-
-@dataclass
-class PreparedData:
-    """Torch datasets ready for a DataLoader, plus what they say about the model to build."""
-
-    train: torch.utils.data.Dataset
-    test: torch.utils.data.Dataset
-    info: DataInfo
-    # Optional hand-off of plugin-made artefacts to ``to_pipeline`` (e.g. a tokenizer built from the corpus).
-    artefacts: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -259,7 +237,7 @@ def add_default_flags(parser, plugin: Plugin) -> None:
     """One ``--key-name`` flag per plain value of ``plugin.defaults`` (see ``Plugin.add_arguments``)."""
     import argparse
 
-    from genkit.trainer import TRAINER_DEFAULTS
+    from genkit.settings import TRAINER_DEFAULTS
 
     taken = {a.dest for a in getattr(parser, "_actions", [])}
     for key, default in plugin.defaults.items():
