@@ -26,6 +26,12 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--channels", type=int, choices=(1, 3), help="convert images to 1 or 3 channels")
     g.add_argument("--num-samples", type=int, help="size of a generated dataset (shapes)")
     g.add_argument("--test-fraction", type=float, help="held-out fraction when the data has no test split")
+    g.add_argument(
+        "--random-flip",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="mirror training images left-right at random (evaluation never sees it)",
+    )
     g.add_argument("--image-column", help="override the detected image column")
     g.add_argument("--label-column", help="override the detected label column")
     g.add_argument("--text-column", help="override the detected text column")
@@ -125,6 +131,8 @@ def _add_aliases(parser: argparse.ArgumentParser) -> None:
 
 # Trainer keys whose None default leaves the choice to accelerate, and what accelerate picks when nothing is set.
 ACCELERATE_OWNED = {"mixed_precision": "no", "grad_accum": "1", "compile": "off"}
+# Trainer keys whose None default is settled by the data.
+DATA_OWNED = {"random_flip": "on for your own images (folder, Hub, in memory), off for digits, mnist and shapes"}
 
 
 def _describe_defaults(parser: argparse.ArgumentParser, plugin) -> None:
@@ -138,7 +146,9 @@ def _describe_defaults(parser: argparse.ArgumentParser, plugin) -> None:
             continue
         presets = ", ".join(f"{name}: {p[key]}" for name, p in plugin.presets.items() if key in p)
         default = defaults[key]
-        if default is None and key in ACCELERATE_OWNED:
+        if default is None and key in DATA_OWNED:
+            default = DATA_OWNED[key]
+        elif default is None and key in ACCELERATE_OWNED:
             unset = ACCELERATE_OWNED[key]
             default = f"from accelerate (accelerate config, launch flags, ACCELERATE_* variables; else {unset})"
         text = f"default: {default}" + (f"; {presets}" if presets else "")

@@ -537,8 +537,18 @@ class ImageTensorDataset(torch.utils.data.Dataset):
         return item
 
 
+def random_flip(pixels: torch.Tensor, seed: int) -> torch.Tensor:
+    """Mirror each image of a (N, C, H, W) batch left-right with probability 1/2, the choice drawn from ``seed``."""
+    flip = torch.rand(pixels.shape[0], generator=torch.Generator().manual_seed(seed)) < 0.5
+    flip = flip.to(pixels.device)[:, None, None, None]
+    return torch.where(flip, pixels.flip(-1), pixels)
+
+
 def prepare_images(splits: datasets.DatasetDict, config: dict) -> PreparedData:
-    """Decode and resize every image once into memory; ``config`` gives image_size, channels (or None) and dataset."""
+    """Decode and resize every image once into memory; ``config`` gives image_size, channels (or None) and dataset.
+    A ``random_flip`` of None is settled here: on for the user's own images, off for the built-in ones."""
+    if config.get("random_flip", False) is None:
+        config["random_flip"] = str(config["dataset"]) not in BUILTIN_SOURCES
     image_size = config["image_size"]
     skip = bool(config.get("skip_bad_images"))
     decoded, kept = {}, {}

@@ -135,6 +135,16 @@ class Plugin(ABC):
 
         return prepare_images(splits, config)
 
+    def augment(self, batch: Any, ctx: StepContext, seed: int) -> Any:
+        """Augment one training batch on the fly (evaluation never sees it); ``seed`` is fixed by the batch's
+        position, so a resumed run augments as an uninterrupted one. By default: with ``config["random_flip"]``,
+        each image of ``batch["pixel_values"]`` is mirrored left-right with probability 1/2."""
+        if not ctx.config.get("random_flip") or not isinstance(batch, dict) or "pixel_values" not in batch:
+            return batch
+        from genkit.data import random_flip
+
+        return {**batch, "pixel_values": random_flip(batch["pixel_values"], seed)}
+
     # ---- model -----------------------------------------------------------------------------------------------
     @abstractmethod
     def build(self, config: dict[str, Any], info: DataInfo) -> dict[str, nn.Module]:

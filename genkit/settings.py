@@ -40,6 +40,10 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "image_column": None,
     "label_column": None,
     "text_column": None,
+    # Horizontal flips of training images, drawn per batch (evaluation never sees them). None: on for the user's
+    # own images (a folder, a Hub dataset, images in memory), as diffusers' training scripts do; off for the
+    # built-in digits, mnist and shapes, whose mirror images are not digits.
+    "random_flip": None,
     "skip_bad_images": False,  # True: leave out unreadable image files (each named in a warning) instead of stopping
     "dataset_config": None,  # a Hub dataset's configuration (subset)
     "split": None,  # the split to train on (None: train)

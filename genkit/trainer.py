@@ -470,6 +470,7 @@ class Trainer:
                 continue
             self._phase_modules(spec)
             ctx = StepContext(spec.name, self.step, self.config, self.carry, unwrapped=self.unwrapped)
+            batch = self.plugin.augment(batch, ctx, self._augment_seed())
             with self._no_sync(sync), acc.autocast():
                 out = self.plugin.training_step(self.wrapped, batch, ctx)
             acc.backward(out["loss"])  # accelerate divides the loss by its gradient_accumulation_steps
@@ -484,6 +485,12 @@ class Trainer:
                 opt.step()
                 schedule.step()
                 opt.zero_grad(set_to_none=True)
+
+    def _augment_seed(self) -> int:
+        """A seed for this batch's augmentation fixed by (seed, epoch, batch, process): a resumed run draws the same
+        flips as an uninterrupted one, whatever the number of DataLoader workers."""
+        key = (int(self.config["seed"]), self.epoch, self.batch_in_epoch, self.accelerator.process_index)
+        return hash(key) & 0x7FFFFFFF
 
     def _after_update(self) -> None:
         """EMA, the step count, logs, checkpoints and sample grids after one optimizer update."""

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,6 +12,8 @@ from pathlib import Path
 import torch
 from conftest import free_port, train_cli
 from safetensors.torch import load_file
+
+import genkit
 
 
 def weights(folder: Path) -> dict[str, torch.Tensor]:
@@ -200,3 +203,59 @@ def test_full_state_checkpoint_under_fsdp(tmp_path):
     assert load_file(tmp_path / "model-model.safetensors")["lm_head.weight"].shape == (37, 16)  # ...the file all
     assert report["tied_after_load"]
     assert {p.suffix for p in tmp_path.iterdir()} == {".safetensors", ".json"}
+
+
+def test_random_flip_is_seeded_by_the_batch_and_leaves_text_alone():
+    from genkit.data import random_flip
+    from genkit.plugin import StepContext
+
+    pixels = torch.arange(2 * 1 * 2 * 3, dtype=torch.float32).reshape(2, 1, 2, 3).repeat(32, 1, 1, 1)
+    flipped = random_flip(pixels, seed=7)
+    mirrored = [bool(torch.equal(a, b.flip(-1))) for a, b in zip(flipped, pixels, strict=True)]
+    kept = [bool(torch.equal(a, b)) for a, b in zip(flipped, pixels, strict=True)]
+    assert all(m != k for m, k in zip(mirrored, kept, strict=True))  # each image is either mirrored or as it was
+    assert 16 <= sum(mirrored) <= 48  # about half of 64
+    assert torch.equal(random_flip(pixels, seed=7), flipped) and not torch.equal(random_flip(pixels, seed=8), flipped)
+    plugin = genkit.get_plugin("lstm")
+    text = {"input_ids": torch.ones(2, 3, dtype=torch.long)}
+    ctx = StepContext("model", 0, {"random_flip": True}, {})
+    assert plugin.augment(text, ctx, 0) is text
+    vae = genkit.get_plugin("vae")
+    off = {"pixel_values": pixels}
+    assert vae.augment(off, StepContext("model", 0, {"random_flip": False}, {}), 0) is off
+
+
+def test_random_flip_default_resume_and_never_in_evaluation(tmp_path, monkeypatch):
+    """Off for digits, on for a folder of the user's images; a flipping run resumes exactly; evaluation and the
+    test split never see a flip."""
+    from PIL import Image
+
+    import genkit.data
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(40):
+        Image.new("L", (8, 8), color=i * 6).save(folder / f"{i:02d}.png")
+    args = ["vae", "--preset", "tiny", "--log-with", "none", "--max-steps", "4", "--checkpoint-every", "2"]
+    assert train_cli(*args, "--no-eval", "--output", str(tmp_path / "digits")) == 0
+    assert json.loads((tmp_path / "digits" / "genkit.json").read_text())["config"]["random_flip"] is False
+    calls = []
+    real = genkit.data.random_flip
+    monkeypatch.setattr(genkit.data, "random_flip", lambda pixels, seed: calls.append(seed) or real(pixels, seed))
+    from genkit.trainer import Trainer, resolve_config
+
+    plugin = genkit.get_plugin("vae")
+    overrides = {"dataset": str(folder), "output": str(tmp_path / "mine"), "max_steps": 4, "checkpoint_every": 2}
+    config = resolve_config(plugin, "tiny", {**overrides, "log_with": "none"})
+    run = Trainer(plugin, config)
+    run.train()
+    assert run.config["random_flip"] is True and len(calls) == 4  # one per training batch, none in the evaluation
+    test_before = torch.stack([run.data.test[i]["pixel_values"] for i in range(len(run.data.test))])
+    prepared = plugin.prepare_data(genkit.data.splits_for(config, "image"), dict(config))
+    run_test_pixels = torch.stack([prepared.test[i]["pixel_values"] for i in range(len(prepared.test))])
+    assert torch.equal(test_before, run_test_pixels)
+    whole = weights(tmp_path / "mine")
+    shutil.rmtree(tmp_path / "mine" / "checkpoint-4")
+    assert train_cli(*args, "--dataset", str(folder), "--output", str(tmp_path / "mine"), "--resume", "latest") == 0
+    resumed = weights(tmp_path / "mine")
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
