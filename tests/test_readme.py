@@ -167,3 +167,32 @@ def test_check_plugin_names_what_fails(tmp_path):
     assert lines["train"] == "ok" and lines["save/load"] == "FAIL" and lines["resume"] == "ok"
     assert "samples differently for the same seed" in checked.stdout
     assert "1 of 6 checks failed (save/load)" in checked.stdout
+
+
+@pytest.mark.slow
+def test_third_party_plugin_space_runs_in_a_fresh_venv(tmp_path):
+    """The README plugin's Space as the Hub runs it: a new venv with only its requirements.txt and the SDK's gradio,
+    then `python app.py` answering a client call (minutes: the venv installs torch, diffusers, ...)."""
+    import gradio
+
+    env = install_plugin(tmp_path, third_party_source())
+    model, space = tmp_path / "mmd-model", tmp_path / "mmd-space"
+    assert genkit("train", "mmd", "--preset", "tiny", "--output", str(model), cwd=tmp_path, env=env).returncode == 0
+    assert genkit("space", "build", str(model), "--out", str(space), cwd=tmp_path, env=env).returncode == 0
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    pip = [str(python), "-m", "pip", "install", "-q", "-r", "requirements.txt", f"gradio=={gradio.__version__}"]
+    installed = subprocess.run(pip, cwd=space, capture_output=True, text=True)
+    assert installed.returncode == 0, installed.stdout[-3000:] + installed.stderr[-3000:]
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    clean.update(GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port))
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True}
+    proc = subprocess.Popen([str(python), "app.py"], cwd=space, env=clean, **pipes)
+    try:
+        gallery = wait_for_client(proc, port, timeout=600).predict(3, api_name="/sample")
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert len(gallery) == 16
