@@ -545,31 +545,40 @@ def random_flip(pixels: torch.Tensor, seed: int) -> torch.Tensor:
 
 
 def prepare_images(splits: datasets.DatasetDict, config: dict) -> PreparedData:
-    """Decode and resize every image once into memory; ``config`` gives image_size, channels (or None) and dataset.
-    A ``random_flip`` of None is settled here: on for the user's own images, off for the built-in ones."""
+    """Decode, crop and resize every image once into a uint8 array; ``config`` gives image_size, channels (or None)
+    and dataset. A ``random_flip`` of None is settled here: on for the user's own images, off for the built-in ones.
+
+    The arrays are cached on disk under the datasets cache (``genkit-images/<key>``, the key made of both splits'
+    datasets fingerprints and the preprocessing), written one image at a time and memory-mapped: a later run, or
+    another process of this one, maps the same files instead of decoding again, and memory holds only the pages a
+    batch touches. Data without a fingerprint is decoded into memory as before.
+    """
     if config.get("random_flip", False) is None:
         config["random_flip"] = str(config["dataset"]) not in BUILTIN_SOURCES
-    image_size = config["image_size"]
+    image_size, source = config["image_size"], str(config["dataset"])
     skip = bool(config.get("skip_bad_images"))
-    decoded, kept = {}, {}
-    for name in ("train", "test"):
-        decoded[name], kept[name] = _decode_images(splits[name], str(config["dataset"]), skip)
-    channels = config.get("channels")
-    if channels is None:  # the data's own: 1 when every image is grayscale
-        modes = {im.mode for images in decoded.values() for im in images}
-        channels = 1 if modes <= _GRAYSCALE_MODES else 3
-    if channels not in (1, 3):
-        raise ConfigError(f"channels must be 1 or 3 (or None for the data's own), not {channels!r}")
-
     label_feature = splits["train"].features.get("label")
+    raws = {
+        name: splits[name].cast_column("image", datasets.Image(decode=False))["image"] for name in ("train", "test")
+    }
+    key = _image_cache_key(splits, config)
+    folder = None if key is None else Path(datasets.config.HF_DATASETS_CACHE) / "genkit-images" / key
+    if folder is not None and (folder / "meta.json").is_file():
+        arrays, kept, channels = _read_image_cache(folder)
+    else:
+        channels = config.get("channels")
+        if channels is None:  # the data's own: 1 when every image is grayscale
+            modes = {_image_mode(item) for raw in raws.values() for item in raw} - {""}  # "": unreadable
+            channels = 1 if modes <= _GRAYSCALE_MODES else 3
+        if channels not in (1, 3):
+            raise ConfigError(f"channels must be 1 or 3 (or None for the data's own), not {channels!r}")
+        arrays, kept = _decode_splits(raws, source, skip, image_size, channels, folder)
     parts = {}
-    for name, images in decoded.items():
+    for name in ("train", "test"):
         labels = None
         if label_feature is not None:
-            labels = torch.tensor(list(splits[name]["label"]), dtype=torch.int64)[
-                torch.tensor(kept[name], dtype=torch.long)
-            ]
-        parts[name] = ImageTensorDataset(_images_to_uint8(images, image_size, channels), labels)
+            labels = torch.tensor(list(splits[name]["label"]), dtype=torch.int64)[torch.as_tensor(kept[name])]
+        parts[name] = ImageTensorDataset(torch.from_numpy(arrays[name]), labels)
     info = DataInfo(
         task="image",
         dataset=config["dataset"],
@@ -581,13 +590,92 @@ def prepare_images(splits: datasets.DatasetDict, config: dict) -> PreparedData:
     return PreparedData(train=parts["train"], test=parts["test"], info=info)
 
 
-def _decode_images(split: datasets.Dataset, source: str, skip_bad: bool) -> tuple[list[Image.Image], list[int]]:
-    """Decode every image of ``split``; an unreadable one is named (file and row), or skipped with a warning."""
+_CACHE_VERSION = 1  # bump when the decoding below changes what a cached array holds
+
+
+def _image_cache_key(splits: datasets.DatasetDict, config: dict) -> str | None:
+    """What the cached arrays depend on: the splits' contents (datasets fingerprints) and the preprocessing."""
+    import hashlib
+    import json
+
+    fingerprints = [getattr(splits[name], "_fingerprint", None) for name in ("train", "test")]
+    if not all(fingerprints):
+        return None
+    spec = {
+        "version": _CACHE_VERSION,
+        "fingerprints": fingerprints,
+        "image_size": config["image_size"],
+        "channels": config.get("channels"),
+        "skip_bad_images": bool(config.get("skip_bad_images")),
+    }
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _read_image_cache(folder: Path) -> tuple[dict[str, np.ndarray], dict[str, list[int]], int]:
+    import json
+
+    meta = json.loads((folder / "meta.json").read_text())
+    arrays = {
+        name: np.load(folder / f"{name}.npy", mmap_mode="c")[: meta["count"][name]] for name in ("train", "test")
+    }
+    return arrays, meta["kept"], meta["channels"]
+
+
+def _decode_splits(raws: dict, source: str, skip: bool, size: int, channels: int, folder: Path | None):
+    """Decode both splits into uint8 arrays (N, C, S, S): memory-mapped files written into ``folder`` (through a
+    temporary sibling renamed into place, so a crashed build is never read), or in memory when ``folder`` is None."""
+    import json
+    import shutil
+    import tempfile
+
+    if folder is None:
+        arrays, kept = {}, {}
+        for name, raw in raws.items():
+            out = np.empty((len(raw), channels, size, size), dtype=np.uint8)
+            kept[name] = _decode_into(raw, source, skip, size, channels, out)
+            arrays[name] = out[: len(kept[name])]
+        return arrays, kept
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        kept, count = {}, {}
+        for name, raw in raws.items():
+            out = np.lib.format.open_memmap(tmp / f"{name}.npy", "w+", np.uint8, (len(raw), channels, size, size))
+            kept[name] = _decode_into(raw, source, skip, size, channels, out)
+            count[name] = len(kept[name])
+            out.flush()
+            del out
+        (tmp / "meta.json").write_text(json.dumps({"channels": channels, "kept": kept, "count": count}))
+        try:
+            tmp.rename(folder)
+        except OSError:  # another run built the same cache meanwhile: use that one
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    arrays, kept, _ = _read_image_cache(folder)
+    return arrays, kept
+
+
+def _image_mode(item: dict) -> str:
+    """An image's PIL mode from its header (no decoding); "" for a file that cannot be opened (reported later)."""
+    import io
+
+    try:
+        with Image.open(io.BytesIO(item["bytes"]) if item.get("bytes") else item["path"]) as im:
+            return im.mode
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return ""
+
+
+def _decode_into(raw: list, source: str, skip_bad: bool, size: int, channels: int, out: np.ndarray) -> list[int]:
+    """Decode, convert, centre-crop and resize each image into the next row of ``out``; returns the rows kept. An
+    unreadable image is named (file and row), or skipped with a warning under ``--skip-bad-images``."""
     import io
     import warnings
 
-    raw = split.cast_column("image", datasets.Image(decode=False))["image"]
-    images, kept, bad = [], [], []
+    mode = "L" if channels == 1 else "RGB"
+    kept, bad = [], []
     for i, item in enumerate(raw):
         where = item.get("path") or f"row {i}"
         try:
@@ -595,7 +683,7 @@ def _decode_images(split: datasets.Dataset, source: str, skip_bad: bool) -> tupl
                 im.load()
                 if im.width == 0 or im.height == 0:
                     raise ValueError("the image is empty (0 pixels)")
-                images.append(im.copy())
+                out[len(kept)] = _to_uint8(im, size, mode).transpose(2, 0, 1)
             kept.append(i)
         except (OSError, ValueError, Image.DecompressionBombError) as err:
             if not skip_bad:
@@ -610,19 +698,22 @@ def _decode_images(split: datasets.Dataset, source: str, skip_bad: bool) -> tupl
             + (" ..." if len(bad) > 5 else ""),
             stacklevel=2,
         )
-    if not images:
+    if not kept:
         raise DataError(f"dataset {source!r} has no readable images")
-    return images, kept
+    return kept
+
+
+def _to_uint8(im: Image.Image, size: int, mode: str) -> np.ndarray:
+    """(S, S, C) uint8 of one image: converted to ``mode``, centre-cropped to a square, resized (antialiased)."""
+    im = im.convert(mode)
+    if im.size != (size, size):
+        im = ImageOps.fit(im, (size, size), Image.BILINEAR)
+    return np.asarray(im, dtype=np.uint8).reshape(size, size, 1 if mode == "L" else 3)
 
 
 def _images_to_uint8(images: list[Image.Image], image_size: int, channels: int) -> torch.Tensor:
     mode = "L" if channels == 1 else "RGB"
-    arrays = []
-    for im in images:
-        im = im.convert(mode)
-        if im.size != (image_size, image_size):  # centre crop to a square, then resize (antialiased)
-            im = ImageOps.fit(im, (image_size, image_size), Image.BILINEAR)
-        arrays.append(np.asarray(im, dtype=np.uint8).reshape(image_size, image_size, channels))
+    arrays = [_to_uint8(im, image_size, mode) for im in images]
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
 

