@@ -22,6 +22,7 @@ bench:
 	python bench/bench_lstm.py quality
 	python bench/bench_lstm.py speed
 	python bench/bench_vae_peer.py
+	python bench/bench_data.py
 	python bench/bench_gpu.py --smoke
 
 # On a machine with an NVIDIA GPU (about 8 minutes on one H100/H200): docs/benchmarks.md, "GPU".

@@ -558,14 +558,12 @@ def prepare_images(splits: datasets.DatasetDict, config: dict) -> PreparedData:
     image_size, source = config["image_size"], str(config["dataset"])
     skip = bool(config.get("skip_bad_images"))
     label_feature = splits["train"].features.get("label")
-    raws = {
-        name: splits[name].cast_column("image", datasets.Image(decode=False))["image"] for name in ("train", "test")
-    }
     key = _image_cache_key(splits, config)
     folder = None if key is None else Path(datasets.config.HF_DATASETS_CACHE) / "genkit-images" / key
     if folder is not None and (folder / "meta.json").is_file():
         arrays, kept, channels = _read_image_cache(folder)
-    else:
+    else:  # decode: the images' bytes or paths, not yet decoded
+        raws = {n: splits[n].cast_column("image", datasets.Image(decode=False))["image"] for n in ("train", "test")}
         channels = config.get("channels")
         if channels is None:  # the data's own: 1 when every image is grayscale
             modes = {_image_mode(item) for raw in raws.values() for item in raw} - {""}  # "": unreadable
