@@ -211,10 +211,24 @@ def test_token_streams_continue_row_by_row():
     assert torch.equal(batches[0]["input_ids"][:, 0], torch.tensor([0, 25, 50, 75]))
 
 
-def test_encode_joins_rows_with_newlines():
+def test_encode_joins_rows_with_newlines(monkeypatch):
+    import importlib
+
+    lstm_plugin = importlib.import_module("genkit_lstm.plugin")  # the module (the package's `plugin` is the object)
+
     rows = ["ab", "", "ba"]
     tokenizer = build_tokenizer(rows, "char", 100)
-    assert encode(tokenizer, rows).tolist() == tokenizer("ab\n\nba")["input_ids"]
+    ids = encode(tokenizer, rows)
+    assert ids.tolist() == tokenizer("ab\n\nba")["input_ids"] and ids.dtype == torch.int32  # 4 bytes a token
+    # Encoded in batches of rows, the joins between batches included: the same ids.
+    rows = ["", "to be", "or not", "", "to be"] * 3
+    tokenizer = build_tokenizer(rows, "word", 100)
+    whole = encode(tokenizer, rows)
+    monkeypatch.setattr(lstm_plugin, "ENCODE_ROWS", 2)
+    assert torch.equal(encode(tokenizer, rows), whole)
+    assert whole.tolist() == tokenizer("\n".join(rows))["input_ids"]
+    batch = TokenStreams(whole, 2, 3)[0]
+    assert batch["input_ids"].dtype == torch.long  # what the embedding takes
 
 
 # ---- training, saving, loading -----------------------------------------------------------------------------------

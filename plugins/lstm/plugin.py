@@ -50,19 +50,29 @@ class TokenStreams(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         chunk, stream = divmod(index, self.num_streams)
-        window = self.streams[stream, chunk * self.seq_len : (chunk + 1) * self.seq_len + 1]
+        window = self.streams[stream, chunk * self.seq_len : (chunk + 1) * self.seq_len + 1].long()
         return {"input_ids": window[:-1], "labels": window[1:], "chunk": torch.tensor(chunk)}
 
 
+ENCODE_ROWS = 10_000  # rows encoded per batch: the tokenizer's per-row objects live for one batch only
+
+
 def encode(tokenizer, rows: list[str]) -> torch.Tensor:
-    """Token ids of ``"\\n".join(rows)``, encoded row by row (in parallel; no token spans a newline)."""
-    newline = tokenizer.convert_tokens_to_ids(NEWLINE)
-    ids: list[int] = []
-    for i, encoding in enumerate(tokenizer.backend_tokenizer.encode_batch(rows, add_special_tokens=False)):
-        if i:
-            ids.append(newline)
-        ids.extend(encoding.ids)
-    return torch.tensor(ids, dtype=torch.long)
+    """Token ids of ``"\\n".join(rows)`` as int32, encoded ``ENCODE_ROWS`` rows at a time (in parallel; no token spans
+    a newline). Neither a Python list of every token nor every row's encoding is held at once: a corpus costs 4 bytes
+    a token, plus one batch."""
+    import numpy as np
+
+    newline = np.array([tokenizer.convert_tokens_to_ids(NEWLINE)], dtype=np.int32)
+    parts = []
+    for start in range(0, len(rows), ENCODE_ROWS):
+        for encoding in tokenizer.backend_tokenizer.encode_batch(
+            rows[start : start + ENCODE_ROWS], add_special_tokens=False
+        ):
+            if parts:
+                parts.append(newline)
+            parts.append(np.asarray(encoding.ids, dtype=np.int32))
+    return torch.from_numpy(np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32))
 
 
 def add_remote_code(folder: str | Path) -> None:
