@@ -6,6 +6,7 @@ written as genkit writes a checkpoint; a differently initialised sharded copy lo
 must leave both with equal weights, and the written weights must be the full (unsharded) tensors."""
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -67,7 +68,11 @@ def main(folder: Path) -> None:
         report = {"keys": sorted(a), "equal": equal, "local_head_shape": local_shape}
         report["tied_after_load"] = bool(torch.equal(b["lm_head.weight"], b["embeddings.weight"]))
         (folder / "report.json").write_text(json.dumps(report))
-    dist.destroy_process_group()
+    dist.barrier()
+    (folder / f"rank{rank}.done").write_text("")
+    # Leave without tearing gloo down: under load its teardown (destroy_process_group, or the interpreter's exit)
+    # now and then aborts with "terminate called without an active exception" after all the work above is done.
+    os._exit(0)
 
 
 if __name__ == "__main__":

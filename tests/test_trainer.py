@@ -202,7 +202,7 @@ def test_full_state_checkpoint_under_fsdp(tmp_path):
     assert report["local_head_shape"] == [19, 16]  # each process held half of the 37 rows...
     assert load_file(tmp_path / "model-model.safetensors")["lm_head.weight"].shape == (37, 16)  # ...the file all
     assert report["tied_after_load"]
-    assert {p.suffix for p in tmp_path.iterdir()} == {".safetensors", ".json"}
+    assert {p.suffix for p in tmp_path.iterdir()} == {".safetensors", ".json", ".done"}
 
 
 def test_random_flip_is_seeded_by_the_batch_and_leaves_text_alone():
