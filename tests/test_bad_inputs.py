@@ -118,6 +118,8 @@ TRAIN = [
     ("lr-scheduler-unknown", [*T, "--lr-scheduler", "sawtooth"], "unknown --lr-scheduler 'sawtooth'"),
     ("batch-size-0", [*T, "--batch-size", "0"], "--batch-size"),
     ("batch-size-negative", [*T, "--batch-size", "-3"], "--batch-size"),
+    ("num-workers-negative", [*T, "--num-workers", "-1"], "--num-workers must be an integer in [0, 256]"),
+    ("eval-steps-derived-flag-zero", ["train", "ddpm", "--preset", "tiny", "--eval-steps", "0"], "--eval-steps"),
     ("batch-size-over-split", [*T, "--batch-size", "5000"], "fewer than one batch"),
     ("grad-accum-0", [*T, "--grad-accum", "0"], "--grad-accum"),
     ("warmup-negative", [*T, "--warmup-steps", "-1"], "--warmup-steps"),
