@@ -279,8 +279,7 @@ class Trainer:
             )
         for name, setting in settings.items():
             kwargs = setting if isinstance(setting, dict) else {"decay": float(setting)}
-            module = self.accelerator.unwrap_model(self.wrapped[name])
-            ema = EMAModel(module.parameters(), **kwargs)
+            ema = EMAModel(self.unwrapped[name].parameters(), **kwargs)
             ema.to(self.accelerator.device)
             emas[name] = ema
         return emas
@@ -465,12 +464,13 @@ class Trainer:
     def _train_batch(self, batch, sync: bool) -> None:
         """Every phase due at this step: its loss, backward, and (on the last micro-batch) its optimizer step."""
         acc, max_norm = self.accelerator, float(self.config["max_grad_norm"] or 0)
-        for spec, opt, schedule in zip(self.specs, self.optimizers, self.schedulers, strict=True):
-            if self.step % spec.every:
-                continue
+        phases = zip(self.specs, self.optimizers, self.schedulers, strict=True)
+        due = [(spec, opt, schedule) for spec, opt, schedule in phases if not self.step % spec.every]
+        for i, (spec, opt, schedule) in enumerate(due):
             self._phase_modules(spec)
             ctx = StepContext(spec.name, self.step, self.config, self.carry, unwrapped=self.unwrapped)
-            batch = self.plugin.augment(batch, ctx, self._augment_seed())
+            if i == 0:  # once per batch: every phase of this step trains on the same augmented images
+                batch = self.plugin.augment(batch, ctx, self._augment_seed())
             with self._no_sync(sync), acc.autocast():
                 out = self.plugin.training_step(self.wrapped, batch, ctx)
             acc.backward(out["loss"])  # accelerate divides the loss by its gradient_accumulation_steps
@@ -526,7 +526,7 @@ class Trainer:
             for name, module in copies.items():
                 module.load_state_dict(states[name])
         else:
-            copies = {name: copy.deepcopy(self.accelerator.unwrap_model(m)) for name, m in self.wrapped.items()}
+            copies = {name: copy.deepcopy(module) for name, module in self.unwrapped.items()}
         modules = {}
         for name, module in copies.items():
             module = module.float().cpu().eval()
