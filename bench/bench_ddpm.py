@@ -145,21 +145,14 @@ def side_by_side(grids: str, samplers: list[str], scale: int = 2) -> Path:
 
 # ---- training throughput: genkit Trainer vs a plain loop -----------------------------------------------------------
 def _genkit_run(preset: str, steps: int) -> float:
+    from bench_gpu import run_config
+
     import genkit
-    from genkit.trainer import Trainer, resolve_config
+    from genkit.trainer import Trainer
 
     plugin = genkit.get_plugin("ddpm")
     with tempfile.TemporaryDirectory() as out:
-        overrides = {
-            "max_steps": steps,
-            "checkpoint_every": 0,
-            "sample_every": 0,
-            "eval": False,
-            "log_with": "none",
-            "output": out,
-            "num_sample_images": 4,
-        }
-        config = resolve_config(plugin, preset, overrides)
+        config = run_config(plugin, preset, steps, None, out)  # None: accelerate's precision, as before
         Trainer(plugin, config).train()
         return json.loads((Path(out) / "genkit.json").read_text())["train_seconds"]
 

@@ -79,7 +79,8 @@ def _row(kind: str, plugin, config: dict, steps: int, first: float, total: float
     }
 
 
-def _config(plugin, preset: str, steps: int, mixed_precision: str, out: str, **extra) -> dict:
+def run_config(plugin, preset: str, steps: int, mixed_precision: str | None, out: str, **extra) -> dict:
+    """A benchmark run's config: ``steps`` updates, no checkpoints, sample grids, evaluation or trackers."""
     from genkit.trainer import resolve_config
 
     overrides = {
@@ -101,7 +102,7 @@ def genkit_run(plugin, preset: str, steps: int, mixed_precision: str, kind: str 
     from genkit.trainer import Trainer
 
     with tempfile.TemporaryDirectory() as out:
-        config = _config(plugin, preset, steps, mixed_precision, out, **extra)
+        config = run_config(plugin, preset, steps, mixed_precision, out, **extra)
         _reset_memory()
         trainer = Trainer(plugin, config)
         trainer.train()
@@ -122,7 +123,7 @@ def plain_run(plugin, preset: str, steps: int, mixed_precision: str) -> dict:
     from genkit.plugin import StepContext
 
     with tempfile.TemporaryDirectory() as out:
-        config = _config(plugin, preset, steps, mixed_precision, out)
+        config = run_config(plugin, preset, steps, mixed_precision, out)
     AcceleratorState._reset_state()
     GradientState._reset_state()
     acc = Accelerator(mixed_precision=mixed_precision)
