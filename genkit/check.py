@@ -160,13 +160,15 @@ def check_plugin(
             return f"2 samples equal after genkit.save -> genkit.load ({type(loaded).__name__})"
 
         def resumed() -> str:
+            import torch
+
             whole = _model_tensors(run)
             shutil.rmtree(run / "checkpoint-2")
             genkit.train(name, output=run, resume="latest", **train)
             again = _model_tensors(run)
             if whole.keys() != again.keys():
                 raise AssertionError(f"the resumed run saved other tensors: {sorted(whole.keys() ^ again.keys())[:5]}")
-            differ = [k for k in whole if not bool((whole[k] == again[k]).all())]
+            differ = [k for k in whole if not torch.equal(whole[k], again[k])]
             if differ:
                 raise AssertionError(f"resuming from checkpoint-1 ended on other weights: {differ[:5]}")
             return f"resumed from checkpoint-1, all {len(whole)} tensors equal to the uninterrupted run's"
