@@ -32,6 +32,25 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="mirror training images left-right at random (evaluation never sees it)",
     )
+    g.add_argument(
+        "--center-crop",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="crop images to their centre square before resizing (--no-center-crop: squash them to a square)",
+    )
+    g.add_argument(
+        "--random-crop",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="train on random windows of images stored at 9/8 the size (evaluation sees the centre window)",
+    )
+    g.add_argument(
+        "--streaming",
+        action="store_true",
+        default=None,
+        help="read the dataset as a stream (datasets' IterableDataset) instead of downloading it whole",
+    )
+    g.add_argument("--shuffle-buffer", type=int, help="--streaming: examples held in the shuffle buffer")
     g.add_argument("--image-column", help="override the detected image column")
     g.add_argument("--label-column", help="override the detected label column")
     g.add_argument("--text-column", help="override the detected text column")

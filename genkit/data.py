@@ -27,12 +27,16 @@ __all__ = [
     "SHAPE_CLASSES",
     "STDLIB_MODULES",
     "ImageTensorDataset",
+    "centre_window",
     "images_to_tensor",
     "IN_MEMORY",
     "load_splits",
     "splits_for",
     "make_grid",
     "prepare_images",
+    "random_crop",
+    "random_flip",
+    "stored_size",
     "tensor_to_pil",
 ]
 
@@ -84,7 +88,8 @@ def load_splits(
     split: str | None = None,
     test_split: str | None = None,
     revision: str | None = None,
-) -> datasets.DatasetDict:
+    streaming: bool = False,
+) -> datasets.DatasetDict | datasets.IterableDatasetDict:
     """Load ``source`` as ``{"train", "test"}`` splits with normalized columns for ``task`` ("image" or "text").
 
     ``source`` is a name (built-in, local path, Hub id) or an in-memory ``datasets.Dataset``/``DatasetDict`` or list
@@ -105,22 +110,30 @@ def load_splits(
     else:
         source = str(source)
         hub = {"name": config_name, "revision": revision}
-        raw = _load_raw(source, task, image_size=image_size, num_samples=num_samples, seed=seed, hub=hub)
-    if isinstance(raw, datasets.Dataset):
+        raw = _load_raw(
+            source, task, image_size=image_size, num_samples=num_samples, seed=seed, hub=hub, streaming=streaming
+        )
+    if isinstance(raw, (datasets.Dataset, datasets.IterableDataset)):
         raw = datasets.DatasetDict({"train": raw})
+    if streaming:  # what has no stream of its own (built-ins, datasets in memory or saved to disk) is streamed too
+        raw = datasets.IterableDatasetDict(
+            {n: s.to_iterable_dataset() if isinstance(s, datasets.Dataset) else s for n, s in raw.items()}
+        )
     if split or test_split:
         raw = _pick_splits(raw, source, split, test_split)
-    if sum(split.num_rows for split in raw.values()) == 0:
+    if not streaming and sum(split.num_rows for split in raw.values()) == 0:
         raise DataError(f"dataset {source!r} has no rows")
 
     if task == "image":
-        raw = datasets.DatasetDict(
+        raw = type(raw)(
             {name: _image_columns(split, source, image_column, label_column) for name, split in raw.items()}
         )
         if "label" in raw[next(iter(raw))].column_names:
             raw = _as_class_label(raw, source)
     else:
-        raw = datasets.DatasetDict({name: _text_column(split, source, text_column) for name, split in raw.items()})
+        raw = type(raw)({name: _text_column(split, source, text_column) for name, split in raw.items()})
+    if streaming:
+        return _split_stream(raw, num_samples=num_samples, test_fraction=test_fraction)
     return _split(raw, source, task, num_samples=num_samples, seed=seed, test_fraction=test_fraction)
 
 
@@ -140,6 +153,7 @@ def splits_for(config: dict, task: str, source=None, seed: int | None = None) ->
         split=config.get("split"),
         test_split=config.get("test_split"),
         revision=config.get("dataset_revision"),
+        streaming=bool(config.get("streaming")),
     )
 
 
@@ -169,12 +183,12 @@ def _pick_splits(
             flag = "--split" if role == "train" else "--test-split"
             raise DataError(f"{flag} {name!r}: dataset {source!r} has the splits {', '.join(raw)}")
         picked[role] = raw[name]
-    return datasets.DatasetDict(picked)
+    return type(raw)(picked)
 
 
 def _load_raw(
-    source: str, task: str, *, image_size: int | None, num_samples: int | None, seed: int, hub: dict
-) -> datasets.Dataset | datasets.DatasetDict:
+    source: str, task: str, *, image_size: int | None, num_samples: int | None, seed: int, hub: dict, streaming: bool
+):
     local = source in BUILTIN_SOURCES or "," in source or glob.has_magic(source) or os.path.exists(source)
     given = [k for k, v in hub.items() if v is not None]
     if local and given:
@@ -197,13 +211,13 @@ def _load_raw(
             )
         return _stdlib_corpus()
     if local:
-        return _load_local(source)
-    return _load_hub(source, **hub)
+        return _load_local(source, streaming=streaming)
+    return _load_hub(source, **hub, streaming=streaming)
 
 
-def _load_local(source: str, name: str | None = None) -> datasets.Dataset | datasets.DatasetDict:
+def _load_local(source: str, name: str | None = None, streaming: bool = False):
     """A local folder or files; ``name`` picks a configuration of a folder whose README.md declares several (a Hub
-    dataset's snapshot)."""
+    dataset's snapshot). ``streaming``: read as a ``datasets.IterableDataset`` (a saved Dataset is read whole)."""
     path = Path(source)
     try:
         if path.is_dir():
@@ -211,7 +225,7 @@ def _load_local(source: str, name: str | None = None) -> datasets.Dataset | data
                 return datasets.load_from_disk(str(path))  # written by Dataset(Dict).save_to_disk
             # datasets picks the builder from the most common file type (imagefolder with labels from class
             # subfolders, parquet, arrow, text, ...) and the splits from file/folder names (train/, test.parquet).
-            return datasets.load_dataset(str(path), name=name)
+            return datasets.load_dataset(str(path), name=name, streaming=streaming)
         files = _expand_files(source)
         if all(os.path.getsize(f) == 0 for f in files):
             raise DataError(f"dataset {source!r} has no rows (its files are empty)")
@@ -222,7 +236,7 @@ def _load_local(source: str, name: str | None = None) -> datasets.Dataset | data
                 f"cannot read {source!r}: expected files of one kind ({', '.join(sorted(_FILE_BUILDERS))} or "
                 f"images), got {', '.join(sorted(suffixes))}"
             )
-        return datasets.load_dataset(builders.pop(), data_files=files)
+        return datasets.load_dataset(builders.pop(), data_files=files, streaming=streaming)
     except DataError:
         raise
     except Exception as err:  # a corrupt file, an empty folder, ...: the user's data, not a genkit bug
@@ -249,9 +263,9 @@ def _builder_for(suffix: str) -> str | None:
     return "imagefolder" if suffix in Image.registered_extensions() else None
 
 
-def _load_hub(source: str, name: str | None = None, revision: str | None = None) -> datasets.DatasetDict:
+def _load_hub(source: str, name: str | None = None, revision: str | None = None, streaming: bool = False):
     try:
-        return datasets.load_dataset(source, name=name, revision=revision)
+        return datasets.load_dataset(source, name=name, revision=revision, streaming=streaming)
     except Exception as err:
         hub_error = err
     # Offline, datasets only reads its own Arrow cache ($HF_HOME/datasets); a dataset fetched with
@@ -265,7 +279,7 @@ def _load_hub(source: str, name: str | None = None, revision: str | None = None)
             f"unknown dataset {source!r}; built-in: {', '.join(BUILTIN_SOURCES)}; or a local folder/file, or a Hub "
             f"dataset id ({_reason(hub_error)})"
         ) from hub_error
-    return _load_local(folder, name=name)
+    return _load_local(folder, name=name, streaming=streaming)
 
 
 def _reason(err: BaseException) -> str:
@@ -293,9 +307,9 @@ def _require(split: datasets.Dataset, column: str, source: str, flag: str) -> No
         raise DataError(f"column {column!r} ({flag}) not found in dataset {source!r}; its columns: {_describe(split)}")
 
 
-def _image_columns(
-    split: datasets.Dataset, source: str, image_column: str | None, label_column: str | None
-) -> datasets.Dataset:
+def _image_columns(split, source: str, image_column: str | None, label_column: str | None):
+    if split.features is None:  # a stream whose builder declares no features: they are read from its first rows
+        split = split._resolve_features()
     features = split.features
     if image_column is None:
         image_column = next((n for n, f in features.items() if isinstance(f, datasets.Image)), None)
@@ -333,6 +347,12 @@ def _as_class_label(splits: datasets.DatasetDict, source: str) -> datasets.Datas
     feature = splits[next(iter(splits))].features["label"]
     if isinstance(feature, datasets.ClassLabel):
         return splits
+    if isinstance(splits[next(iter(splits))], datasets.IterableDataset):
+        raise DataError(
+            f"under --streaming the label column of dataset {source!r} must be a ClassLabel feature (it holds "
+            f"{_feature_name(feature)}, and a stream is not read ahead to find its classes); declare the classes in "
+            "the dataset's features, or train without --streaming"
+        )
     dtype = feature.dtype if isinstance(feature, datasets.Value) else ""
     values = {v for split in splits.values() for v in split.unique("label")}
     if dtype.startswith(("int", "uint")) and min(values) >= 0:
@@ -351,7 +371,9 @@ def _renames(mapping: dict[str, str]) -> dict[str, str]:
     return {old: new for old, new in mapping.items() if old != new}
 
 
-def _text_column(split: datasets.Dataset, source: str, text_column: str | None) -> datasets.Dataset:
+def _text_column(split, source: str, text_column: str | None):
+    if split.features is None:
+        split = split._resolve_features()
     features = split.features
     strings = [n for n, f in features.items() if isinstance(f, datasets.Value) and "string" in f.dtype]
     if text_column is None:
@@ -405,6 +427,39 @@ def _split(
         if split.num_rows == 0:
             raise DataError(f"the {name} split of dataset {source!r} has no rows")
     return splits
+
+
+STREAM_TEST_ROWS = 1000  # --streaming: the most test rows read into memory for evaluation
+
+
+def _split_stream(raw: datasets.DatasetDict, *, num_samples: int | None, test_fraction: float):
+    """Streamed splits (``num_samples``: only the stream's first rows). The test split is the test (or validation)
+    split, or else the rows whose content hashes into the ``test_fraction`` share (a stream cannot be permuted, and
+    a hash keeps each row on its side whatever order the shards come in); at most STREAM_TEST_ROWS of it are used."""
+    held_out = next((raw[name] for name in ("test", "validation") if name in raw), None)
+    train = raw["train"] if "train" in raw else next(iter(raw.values()))
+    if num_samples is not None:
+        train = train.take(num_samples)
+    if held_out is None:
+        if "image" in train.column_names:  # hash the encoded image, not a decoded one
+            train = train.cast_column("image", datasets.Image(decode=False))
+        held_out = train.filter(_held_out, fn_kwargs={"fraction": test_fraction})
+        train = train.filter(lambda row: not _held_out(row, test_fraction))
+    n_test = STREAM_TEST_ROWS if num_samples is None else max(1, round(num_samples * test_fraction))
+    return datasets.IterableDatasetDict({"train": train, "test": held_out.take(min(n_test, STREAM_TEST_ROWS))})
+
+
+def _held_out(row: dict, fraction: float) -> bool:
+    """Whether a streamed row belongs to the held-out split: its image's path (or bytes), or its text, hashed."""
+    import hashlib
+
+    image = row.get("image")
+    if isinstance(image, dict):
+        key = image.get("path") or image.get("bytes") or b""
+    else:
+        key = row.get("text") or repr(row)
+    key = key.encode() if isinstance(key, str) else key
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") < fraction * 2**64
 
 
 # ---- built-in sources -----------------------------------------------------------------------------------------------
@@ -521,20 +576,41 @@ def _stdlib_corpus() -> datasets.Dataset:
 
 # ---- torch side -----------------------------------------------------------------------------------------------------
 class ImageTensorDataset(torch.utils.data.Dataset):
-    """Images held as one uint8 tensor (4x less memory than float), scaled to [-1, 1] on access."""
+    """Images held as one uint8 tensor (4x less memory than float), scaled to [-1, 1] on access; with ``crop``, the
+    centre ``crop`` x ``crop`` window of each (the view evaluation gets of images stored larger for --random-crop)."""
 
-    def __init__(self, pixels: torch.Tensor, labels: torch.Tensor | None = None):
+    def __init__(self, pixels: torch.Tensor, labels: torch.Tensor | None = None, crop: int | None = None):
         self.pixels = pixels  # (N, C, H, W) uint8
         self.labels = labels  # (N,) int64, or None for unlabelled data
+        self.crop = crop
 
     def __len__(self) -> int:
         return self.pixels.shape[0]
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        item = {"pixel_values": self.pixels[index].float() / 127.5 - 1}
+        pixels = self.pixels[index]
+        if self.crop is not None:
+            pixels = centre_window(pixels, self.crop)
+        item = {"pixel_values": pixels.float() / 127.5 - 1}
         if self.labels is not None:
             item["labels"] = self.labels[index]
         return item
+
+    def uncropped(self) -> ImageTensorDataset:
+        """The same images at their stored size: what the training loader reads (``augment`` crops at random)."""
+        return ImageTensorDataset(self.pixels, self.labels)
+
+
+def stored_size(config: dict) -> int:
+    """The side images are stored at: ``image_size``, or 9/8 of it with ``random_crop`` (the windows' room)."""
+    size = int(config["image_size"])
+    return size + max(1, round(size / 8)) if config.get("random_crop") else size
+
+
+def centre_window(pixels: torch.Tensor, size: int) -> torch.Tensor:
+    """The centre ``size`` x ``size`` window of (..., H, W) images."""
+    top, left = (pixels.shape[-2] - size) // 2, (pixels.shape[-1] - size) // 2
+    return pixels[..., top : top + size, left : left + size]
 
 
 def random_flip(pixels: torch.Tensor, seed: int) -> torch.Tensor:
@@ -544,9 +620,22 @@ def random_flip(pixels: torch.Tensor, seed: int) -> torch.Tensor:
     return torch.where(flip, pixels.flip(-1), pixels)
 
 
+def random_crop(pixels: torch.Tensor, size: int, seed: int) -> torch.Tensor:
+    """A ``size`` x ``size`` window of each image of a (N, C, H, W) batch at a position drawn from ``seed`` (every
+    position equally likely); images already ``size`` wide are returned as they are."""
+    n, height, width = pixels.shape[0], pixels.shape[-2], pixels.shape[-1]
+    if (height, width) == (size, size):
+        return pixels
+    g = torch.Generator().manual_seed(seed)
+    tops = torch.randint(0, height - size + 1, (n,), generator=g).tolist()
+    lefts = torch.randint(0, width - size + 1, (n,), generator=g).tolist()
+    return torch.stack([p[:, t : t + size, x : x + size] for p, t, x in zip(pixels, tops, lefts, strict=True)])
+
+
 def prepare_images(splits: datasets.DatasetDict, config: dict) -> PreparedData:
-    """Decode, crop and resize every image once into a uint8 array; ``config`` gives image_size, channels (or None)
-    and dataset. A ``random_flip`` of None is settled here: on for the user's own images, off for the built-in ones.
+    """Decode, crop and resize every image once into a uint8 array; ``config`` gives image_size, channels (or None),
+    center_crop, random_crop and dataset. A ``random_flip`` of None is settled here: on for the user's own images, off
+    for the built-in ones. Streamed splits (``--streaming``) go to ``genkit.streaming`` instead.
 
     The arrays are cached on disk under the datasets cache (``genkit-images/<key>``, the key made of both splits'
     datasets fingerprints and the preprocessing), written one image at a time and memory-mapped: a later run, or
@@ -555,7 +644,12 @@ def prepare_images(splits: datasets.DatasetDict, config: dict) -> PreparedData:
     """
     if config.get("random_flip", False) is None:
         config["random_flip"] = str(config["dataset"]) not in BUILTIN_SOURCES
+    if isinstance(splits["train"], datasets.IterableDataset):
+        from genkit.streaming import prepare_streamed_images
+
+        return prepare_streamed_images(splits, config)
     image_size, source = config["image_size"], str(config["dataset"])
+    size, center = stored_size(config), bool(config.get("center_crop", True))
     skip = bool(config.get("skip_bad_images"))
     label_feature = splits["train"].features.get("label")
     key = _image_cache_key(splits, config)
@@ -564,28 +658,43 @@ def prepare_images(splits: datasets.DatasetDict, config: dict) -> PreparedData:
         arrays, kept, channels = _read_image_cache(folder)
     else:  # decode: the images' bytes or paths, not yet decoded
         raws = {n: splits[n].cast_column("image", datasets.Image(decode=False))["image"] for n in ("train", "test")}
-        channels = config.get("channels")
-        if channels is None:  # the data's own: 1 when every image is grayscale
-            modes = {_image_mode(item) for raw in raws.values() for item in raw} - {""}  # "": unreadable
-            channels = 1 if modes <= _GRAYSCALE_MODES else 3
-        if channels not in (1, 3):
-            raise ConfigError(f"channels must be 1 or 3 (or None for the data's own), not {channels!r}")
-        arrays, kept = _decode_splits(raws, source, skip, image_size, channels, folder)
+        channels = resolve_channels(config.get("channels"), (item for raw in raws.values() for item in raw))
+        arrays, kept = _decode_splits(raws, source, skip, (size, center), channels, folder)
+    crop = image_size if size != image_size else None
     parts = {}
     for name in ("train", "test"):
         labels = None
         if label_feature is not None:
             labels = torch.tensor(list(splits[name]["label"]), dtype=torch.int64)[torch.as_tensor(kept[name])]
-        parts[name] = ImageTensorDataset(torch.from_numpy(arrays[name]), labels)
-    info = DataInfo(
+        parts[name] = ImageTensorDataset(torch.from_numpy(arrays[name]), labels, crop=crop)
+    return PreparedData(
+        train=parts["train"],
+        test=parts["test"],
+        info=image_info(config, channels, label_feature),
+        train_raw=parts["train"].uncropped() if crop else None,
+    )
+
+
+def resolve_channels(channels: int | None, items) -> int:
+    """``channels`` as given, or the data's own when None: 1 when every image of ``items`` (undecoded ``{"bytes",
+    "path"}`` dicts) is grayscale, else 3."""
+    if channels is None:
+        modes = {_image_mode(item) for item in items} - {""}  # "": unreadable, reported when decoded
+        channels = 1 if modes <= _GRAYSCALE_MODES else 3
+    if channels not in (1, 3):
+        raise ConfigError(f"channels must be 1 or 3 (or None for the data's own), not {channels!r}")
+    return channels
+
+
+def image_info(config: dict, channels: int, label_feature) -> DataInfo:
+    return DataInfo(
         task="image",
         dataset=config["dataset"],
         num_channels=channels,
-        image_size=image_size,
+        image_size=config["image_size"],
         num_classes=label_feature.num_classes if label_feature is not None else None,
         class_names=list(label_feature.names) if label_feature is not None else None,
     )
-    return PreparedData(train=parts["train"], test=parts["test"], info=info)
 
 
 _CACHE_VERSION = 1  # bump when the decoding below changes what a cached array holds
@@ -604,6 +713,8 @@ def _image_cache_key(splits: datasets.DatasetDict, config: dict) -> str | None:
         "fingerprints": fingerprints,
         "image_size": config["image_size"],
         "channels": config.get("channels"),
+        "stored_size": stored_size(config),
+        "center_crop": bool(config.get("center_crop", True)),
         "skip_bad_images": bool(config.get("skip_bad_images")),
     }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:32]
@@ -619,9 +730,11 @@ def _read_image_cache(folder: Path) -> tuple[dict[str, np.ndarray], dict[str, li
     return arrays, meta["kept"], meta["channels"]
 
 
-def _decode_splits(raws: dict, source: str, skip: bool, size: int, channels: int, folder: Path | None):
-    """Decode both splits into uint8 arrays (N, C, S, S): memory-mapped files written into ``folder`` (through a
-    temporary sibling renamed into place, so a crashed build is never read), or in memory when ``folder`` is None."""
+def _decode_splits(raws: dict, source: str, skip: bool, framing: tuple[int, bool], channels: int, folder: Path | None):
+    """Decode both splits into uint8 arrays (N, C, S, S), ``framing`` = (S, centre crop): memory-mapped files written
+    into ``folder`` (through a temporary sibling renamed into place, so a crashed build is never read), or in memory
+    when ``folder`` is None."""
+    size = framing[0]
     import json
     import shutil
     import tempfile
@@ -630,7 +743,7 @@ def _decode_splits(raws: dict, source: str, skip: bool, size: int, channels: int
         arrays, kept = {}, {}
         for name, raw in raws.items():
             out = np.empty((len(raw), channels, size, size), dtype=np.uint8)
-            kept[name] = _decode_into(raw, source, skip, size, channels, out)
+            kept[name] = _decode_into(raw, source, skip, framing, channels, out)
             arrays[name] = out[: len(kept[name])]
         return arrays, kept
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -639,7 +752,7 @@ def _decode_splits(raws: dict, source: str, skip: bool, size: int, channels: int
         kept, count = {}, {}
         for name, raw in raws.items():
             out = np.lib.format.open_memmap(tmp / f"{name}.npy", "w+", np.uint8, (len(raw), channels, size, size))
-            kept[name] = _decode_into(raw, source, skip, size, channels, out)
+            kept[name] = _decode_into(raw, source, skip, framing, channels, out)
             count[name] = len(kept[name])
             out.flush()
             del out
@@ -666,30 +779,19 @@ def _image_mode(item: dict) -> str:
         return ""
 
 
-def _decode_into(raw: list, source: str, skip_bad: bool, size: int, channels: int, out: np.ndarray) -> list[int]:
-    """Decode, convert, centre-crop and resize each image into the next row of ``out``; returns the rows kept. An
+def _decode_into(raw, source: str, skip_bad: bool, framing: tuple[int, bool], channels: int, out) -> list[int]:
+    """Decode, convert, crop and resize each image into the next row of ``out``; returns the rows kept. An
     unreadable image is named (file and row), or skipped with a warning under ``--skip-bad-images``."""
-    import io
     import warnings
 
-    mode = "L" if channels == 1 else "RGB"
     kept, bad = [], []
     for i, item in enumerate(raw):
-        where = item.get("path") or f"row {i}"
-        try:
-            with Image.open(io.BytesIO(item["bytes"]) if item.get("bytes") else item["path"]) as im:
-                im.load()
-                if im.width == 0 or im.height == 0:
-                    raise ValueError("the image is empty (0 pixels)")
-                out[len(kept)] = _to_uint8(im, size, mode).transpose(2, 0, 1)
-            kept.append(i)
-        except (OSError, ValueError, Image.DecompressionBombError) as err:
-            if not skip_bad:
-                raise DataError(
-                    f"cannot read image {where} in dataset {source!r} ({type(err).__name__}: {_first_line(err)}); "
-                    "pass --skip-bad-images to train without the unreadable files"
-                ) from None
-            bad.append(str(where))
+        pixels = decode_image(item, f"row {i}", source, skip_bad, framing, channels)
+        if pixels is None:
+            bad.append(str(item.get("path") or f"row {i}"))
+            continue
+        out[len(kept)] = pixels
+        kept.append(i)
     if bad:
         warnings.warn(
             f"skipped {len(bad)} unreadable image(s) of dataset {source!r}: {', '.join(bad[:5])}"
@@ -701,11 +803,33 @@ def _decode_into(raw: list, source: str, skip_bad: bool, size: int, channels: in
     return kept
 
 
-def _to_uint8(im: Image.Image, size: int, mode: str) -> np.ndarray:
-    """(S, S, C) uint8 of one image: converted to ``mode``, centre-cropped to a square, resized (antialiased)."""
+def decode_image(item: dict, row: str, source: str, skip_bad: bool, framing: tuple[int, bool], channels: int):
+    """(C, S, S) uint8 of one undecoded image (``{"bytes", "path"}``), ``framing`` = (S, centre crop); None for an
+    unreadable one under ``skip_bad``, else a DataError naming it (its file, or ``row``)."""
+    import io
+
+    try:
+        with Image.open(io.BytesIO(item["bytes"]) if item.get("bytes") else item["path"]) as im:
+            im.load()
+            if im.width == 0 or im.height == 0:
+                raise ValueError("the image is empty (0 pixels)")
+            pixels = _to_uint8(im, framing[0], "L" if channels == 1 else "RGB", framing[1])
+            return np.ascontiguousarray(pixels.transpose(2, 0, 1))
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
+        if skip_bad:
+            return None
+        raise DataError(
+            f"cannot read image {item.get('path') or row} in dataset {source!r} ({type(err).__name__}: "
+            f"{_first_line(err)}); pass --skip-bad-images to train without the unreadable files"
+        ) from None
+
+
+def _to_uint8(im: Image.Image, size: int, mode: str, center_crop: bool = True) -> np.ndarray:
+    """(S, S, C) uint8 of one image: converted to ``mode``, centre-cropped to a square (or, without ``center_crop``,
+    squashed to one), resized (antialiased)."""
     im = im.convert(mode)
     if im.size != (size, size):
-        im = ImageOps.fit(im, (size, size), Image.BILINEAR)
+        im = ImageOps.fit(im, (size, size), Image.BILINEAR) if center_crop else im.resize((size, size), Image.BILINEAR)
     return np.asarray(im, dtype=np.uint8).reshape(size, size, 1 if mode == "L" else 3)
 
 

@@ -34,5 +34,8 @@ class PreparedData:
     train: torch.utils.data.Dataset
     test: torch.utils.data.Dataset
     info: DataInfo
+    # What the training loader reads when ``Plugin.augment`` turns it into ``train``'s images (--random-crop: the
+    # images at their stored size, cut down at random); None: ``train`` itself.
+    train_raw: torch.utils.data.Dataset | None = None
     # Optional hand-off of plugin-made artefacts to ``to_pipeline`` (e.g. a tokenizer built from the corpus).
     artefacts: dict[str, Any] = field(default_factory=dict)

@@ -9,6 +9,7 @@ prediction (Gidaris et al. 2018, https://arxiv.org/abs/1803.07728). The network 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -42,6 +43,9 @@ FEATURE_NET_VERSION = 1  # part of the cache key: bump it when the architecture 
 TRAIN_EPOCHS = 20  # digits (1,437 train images at 16 px): ~98.6% test accuracy after 20 epochs (225 steps, ~8 s)
 MAX_TRAIN_STEPS = 400  # caps training at ~20 s (16 px) to ~60 s (32 px) on 2 CPU cores for large datasets
 BATCH_SIZE = 128
+# The domain network trains on at most this many train images (a seeded subset of a larger split, or a stream's first
+# ones): memory stays bounded (10,000 RGB images at 64 px are 490 MB as float) whatever the dataset's size.
+MAX_TRAIN_IMAGES = 10_000
 LEARNING_RATE = 2e-3  # Adam with cosine decay to 0 over the run
 K_NEAREST = 3  # k of the k-NN manifold radii; Kynkäänniemi et al. 2019, Sec. 3 use k = 3
 
@@ -71,8 +75,14 @@ class FeatureNet(nn.Module):
 # ---- feature network: fit once per training set, then load from the cache -------------------------------------------
 
 
-def _stack(dataset: torch.utils.data.Dataset) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """All ``pixel_values`` of a dataset as one (N, C, H, W) tensor, and its ``labels`` when it has them."""
+def _stack(dataset: torch.utils.data.Dataset, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """All ``pixel_values`` of a dataset as one (N, C, H, W) tensor, and its ``labels`` when it has them; with
+    ``limit``, at most that many: a seeded random subset (in index order), or the first ones of a stream."""
+    if isinstance(dataset, torch.utils.data.IterableDataset):
+        dataset = list(itertools.islice(dataset, limit))
+    elif limit is not None and len(dataset) > limit:
+        chosen = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[:limit]
+        dataset = torch.utils.data.Subset(dataset, chosen.sort().values.tolist())
     if len(dataset) == 0:
         raise ValueError("cannot evaluate against an empty dataset")
     batches = list(torch.utils.data.DataLoader(dataset, batch_size=512))
@@ -132,7 +142,7 @@ def feature_net(
     """The domain network for ``train``: a classifier of its ``num_classes`` classes, or a rotation predictor when
     ``num_classes`` is None. Loaded from the cache when this data and seed were seen before, else trained and cached.
     """
-    return _feature_net(*_stack(train), num_classes=num_classes, seed=seed, cache_key=cache_key)
+    return _feature_net(*_stack(train, MAX_TRAIN_IMAGES), num_classes=num_classes, seed=seed, cache_key=cache_key)
 
 
 def _feature_net(
@@ -308,7 +318,7 @@ def evaluate_images(
     """
     if sample_labels is not None and num_classes is None:
         raise ValueError("sample_labels need num_classes: class accuracy uses the domain classifier")
-    train_images, train_labels = _stack(train)
+    train_images, train_labels = _stack(train, MAX_TRAIN_IMAGES)
     real_images, real_labels = _stack(real)
     for name, shape in (("samples", samples.shape[1:]), ("real images", real_images.shape[1:])):
         if shape != train_images.shape[1:]:

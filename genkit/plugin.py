@@ -137,13 +137,20 @@ class Plugin(ABC):
 
     def augment(self, batch: Any, ctx: StepContext, seed: int) -> Any:
         """Augment one training batch on the fly (evaluation never sees it); ``seed`` is fixed by the batch's
-        position, so a resumed run augments as an uninterrupted one. By default: with ``config["random_flip"]``,
-        each image of ``batch["pixel_values"]`` is mirrored left-right with probability 1/2."""
-        if not ctx.config.get("random_flip") or not isinstance(batch, dict) or "pixel_values" not in batch:
+        position, so a resumed run augments as an uninterrupted one. By default, on ``batch["pixel_values"]``: with
+        ``config["random_crop"]`` a random ``image_size`` window of each image (stored larger: ``train_raw``), then
+        with ``config["random_flip"]`` each image mirrored left-right with probability 1/2. An override that
+        changes images calls this one first."""
+        if not isinstance(batch, dict) or "pixel_values" not in batch:
             return batch
-        from genkit.data import random_flip
+        from genkit.data import random_crop, random_flip
 
-        return {**batch, "pixel_values": random_flip(batch["pixel_values"], seed)}
+        pixels = batch["pixel_values"]
+        if ctx.config.get("random_crop"):
+            pixels = random_crop(pixels, int(ctx.config["image_size"]), seed ^ 0x2545F491)  # not the flips' draws
+        if ctx.config.get("random_flip"):
+            pixels = random_flip(pixels, seed)
+        return batch if pixels is batch["pixel_values"] else {**batch, "pixel_values": pixels}
 
     # ---- model -----------------------------------------------------------------------------------------------
     @abstractmethod

@@ -44,6 +44,15 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     # own images (a folder, a Hub dataset, images in memory), as diffusers' training scripts do; off for the
     # built-in digits, mnist and shapes, whose mirror images are not digits.
     "random_flip": None,
+    # Framing: crop each image to its centre square before resizing (False: squash the whole image to a square).
+    "center_crop": True,
+    # Train on a random image_size window of each image, stored at 9/8 of image_size (evaluation and the metrics see
+    # the centre window). Off by default: it zooms in by 8/9, which changes what the model learns to draw.
+    "random_crop": False,
+    # Read the dataset as a stream (datasets' IterableDataset) instead of downloading and caching it whole: for
+    # Hub datasets larger than the disk; batches are decoded as they are drawn and resume at the same example.
+    "streaming": False,
+    "shuffle_buffer": 10_000,  # --streaming: examples held in datasets' shuffle buffer
     "skip_bad_images": False,  # True: leave out unreadable image files (each named in a warning) instead of stopping
     "dataset_config": None,  # a Hub dataset's configuration (subset)
     "split": None,  # the split to train on (None: train)
@@ -80,4 +89,5 @@ TRAINER_LIMITS: dict[str, tuple[type, str]] = {
     "num_samples": (int, "[2, 1e8]"),
     "test_fraction": (float, "(0, 1)"),
     "num_workers": (int, "[0, 256]"),
+    "shuffle_buffer": (int, "[1, 1e7]"),
 }

@@ -40,6 +40,10 @@ def resolve_config(plugin, preset: str, overrides: dict[str, Any], init_from: st
     given = {k: v for k, v in overrides.items() if v is not None}
     if given.get("max_steps") is not None and given.get("epochs") is not None:
         raise ConfigError("give --max-steps or --epochs, not both")
+    if plugin.task == "text":
+        image_only = [flag(k) for k in IMAGE_ONLY if k in given]
+        if image_only:
+            raise ConfigError(f"{', '.join(image_only)}: for image models; {plugin.name!r} trains on text")
     config = {**TRAINER_DEFAULTS, **plugin.defaults, **plugin.presets[preset], **given}
     if "epochs" in given:
         config["max_steps"] = None  # converted from the epochs once the data is known
@@ -76,6 +80,21 @@ def resolve_config(plugin, preset: str, overrides: dict[str, Any], init_from: st
     if config["output"] is None:
         config["output"] = str(Path("outputs") / f"{plugin.name}-{Path(str(config['dataset'])).name}")
     return config
+
+
+# Settings that only mean something for images; a text model refuses them instead of ignoring them. (A text corpus
+# is tokenized once into a cached array, so --streaming is not needed for it: docs/data.md.)
+IMAGE_ONLY = (
+    "image_size",
+    "channels",
+    "random_flip",
+    "center_crop",
+    "random_crop",
+    "skip_bad_images",
+    "image_column",
+    "label_column",
+    "streaming",
+)
 
 
 class EpochSampler(torch.utils.data.Sampler):
@@ -198,6 +217,9 @@ class Trainer:
         acc, config = self.accelerator, self.config
         batch_size = int(config["batch_size"])
         sequential = self.plugin.sequential_batches
+        train = self.data.train if self.data.train_raw is None else self.data.train_raw
+        if isinstance(train, torch.utils.data.IterableDataset):
+            return self._make_stream_loader(train, batch_size)
         if sequential and batch_size % acc.num_processes:
             raise ConfigError(f"--batch-size {batch_size} must be divisible by the {acc.num_processes} processes")
         if len(self.data.train) < batch_size * (1 if sequential else acc.num_processes):
@@ -205,11 +227,11 @@ class Trainer:
                 f"the training split has {len(self.data.train)} examples, fewer than one batch of {batch_size} "
                 f"per process; lower --batch-size"
             )
-        self.sampler = EpochSampler(len(self.data.train), config["seed"], shuffle=not sequential)
+        self.sampler = EpochSampler(len(train), config["seed"], shuffle=not sequential)
         # A private generator: iter(DataLoader) draws a seed from it, and drawing from the global RNG instead
         # would shift the global stream differently in a resumed run than in an uninterrupted one.
         loader = torch.utils.data.DataLoader(
-            self.data.train,
+            train,
             batch_size=batch_size,
             sampler=self.sampler,
             drop_last=True,
@@ -219,13 +241,30 @@ class Trainer:
             pin_memory=acc.device.type == "cuda",
             generator=torch.Generator().manual_seed(config["seed"]),
         )
-        batches_per_epoch = len(loader) // (1 if sequential else acc.num_processes)
+        batches_per_epoch = self.batches_per_epoch = len(loader) // (1 if sequential else acc.num_processes)
         self.updates_per_epoch = max(1, batches_per_epoch // int(config["grad_accum"]))
         if config["max_steps"] is None:
             epochs = config["epochs"] if config["epochs"] is not None else 1
             config["max_steps"] = int(math.ceil(float(epochs) * self.updates_per_epoch))
         self.max_steps = int(config["max_steps"])
         return loader
+
+    def _make_stream_loader(self, stream, batch_size: int) -> torch.utils.data.DataLoader:
+        """``--streaming``: each process batches its own share of the stream, decoded on ``num_workers`` threads
+        (``genkit.streaming``); accelerate does not shard this loader again, and batches reach the device in
+        ``_stream_batches``. A stream's length is unknown, so the run's length is ``max_steps``."""
+        acc, config = self.accelerator, self.config
+        if self.plugin.sequential_batches:
+            raise ConfigError(f"plugin {self.plugin.name!r} reads its data in order and cannot train on a stream")
+        if config["max_steps"] is None:
+            raise ConfigError("--streaming needs --max-steps: a stream's length is not known before it is read")
+        stream.shard(acc.process_index, acc.num_processes)
+        stream.threads = max(1, int(config["num_workers"]))
+        self.batches_per_epoch, self.updates_per_epoch = None, None
+        self.max_steps = int(config["max_steps"])
+        # a private generator, as in _make_loader: iter() must not draw from the global RNG
+        generator = torch.Generator().manual_seed(config["seed"])
+        return torch.utils.data.DataLoader(stream, batch_size=batch_size, drop_last=True, generator=generator)
 
     def _make_optimizers(self) -> tuple[list[torch.optim.Optimizer], list]:
         """One AdamW and one LR schedule per phase (``OptimizerSpec``)."""
@@ -252,11 +291,12 @@ class Trainer:
     def _prepare(self, loader) -> None:
         """Hand modules, optimizers and loader to accelerate (devices, DDP/FSDP, precision, compile)."""
         acc, names = self.accelerator, list(self.modules)
-        prepared = acc.prepare(*[self.modules[n] for n in names], *self.optimizers, loader)
+        streamed = self.batches_per_epoch is None  # each process already reads its own share
+        prepared = acc.prepare(*[self.modules[n] for n in names], *self.optimizers, *([] if streamed else [loader]))
         self.wrapped = dict(zip(names, prepared[: len(names)], strict=True))
         self.unwrapped = {name: acc.unwrap_model(module) for name, module in self.wrapped.items()}
         self.optimizers = list(prepared[len(names) : len(names) + len(self.optimizers)])
-        self.loader = prepared[-1]
+        self.loader = loader if streamed else prepared[-1]
 
     def _build_modules(self) -> dict[str, nn.Module]:
         """The untrained modules: the plugin's architecture for this config, or the fine-tuning base's."""
@@ -450,6 +490,8 @@ class Trainer:
 
     def _epoch_batches(self):
         """The current epoch's batches, without those a resumed epoch has already seen."""
+        if self.batches_per_epoch is None:
+            return self._stream_batches()
         # accelerate's loaders count their own passes and hand that count to the sampler at every iter();
         # set it to the true epoch, also on the loader that skips the batches a resumed epoch already saw.
         self.loader.set_epoch(self.epoch)
@@ -460,6 +502,31 @@ class Trainer:
         loader = skip_first_batches(self.loader, self.batch_in_epoch)
         loader.set_epoch(self.epoch)
         return loader
+
+    def _stream_batches(self):
+        """``--streaming``: the epoch's batches from the stream, after the examples a resumed epoch has seen (read
+        again, not decoded). The epoch ends for every process when one runs out (shares may differ by a batch)."""
+        from accelerate.utils import send_to_device
+
+        acc, stream = self.accelerator, self.loader.dataset
+        stream.set_epoch(self.epoch)
+        stream.skip = self.batch_in_epoch * int(self.config["batch_size"])
+        batches, seen = iter(self.loader), 0
+        while True:
+            batch = next(batches, None)
+            if acc.num_processes > 1:
+                have = torch.tensor([float(batch is not None)], device=acc.device)
+                if acc.reduce(have, reduction="sum").item() < acc.num_processes:
+                    batch = None
+            if batch is None:
+                break
+            seen += 1
+            yield send_to_device(batch, acc.device, non_blocking=True)
+        if not seen and not self.batch_in_epoch:
+            raise GenkitError(
+                f"the stream of dataset {self.config['dataset']!r} holds less than one batch of "
+                f"{self.config['batch_size']} per process; lower --batch-size"
+            )
 
     def _train_batch(self, batch, sync: bool) -> None:
         """Every phase due at this step: its loss, backward, and (on the last micro-batch) its optimizer step."""
@@ -503,7 +570,8 @@ class Trainer:
         self.bar.update(1)
         if self.step % int(config["log_every"]) == 0 or self.step == self.max_steps:
             self.sums["lr"] = self.schedulers[0].get_last_lr()[0]
-            self.sums["epoch"] = self.epoch + self.batch_in_epoch / max(1, len(self.loader))
+            per_epoch = self.batches_per_epoch  # None for a stream: its length is not known
+            self.sums["epoch"] = self.epoch + (self.batch_in_epoch / max(1, per_epoch) if per_epoch else 0)
             self.bar.set_postfix({k: f"{v:.4g}" for k, v in self.sums.items() if k.endswith("loss")})
             self.accelerator.log(self.sums, step=self.step)
         self.sums = {}

@@ -395,3 +395,54 @@ def test_cached_run_trains_like_a_fresh_one(tmp_path):
     assert train_cli(*args, "--output", str(tmp_path / "b")) == 0
     a, b = (load_file(tmp_path / r / "vae" / "diffusion_pytorch_model.safetensors") for r in ("a", "b"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_no_center_crop_squashes_the_whole_image_into_the_square(tmp_path):
+    """A 20x10 picture, red in its left quarter: the centre crop cuts the red off, squashing keeps it."""
+    picture = np.zeros((10, 20, 3), dtype=np.uint8)
+    picture[:, :5] = (255, 0, 0)
+    picture[:, 5:] = (0, 0, 255)
+    (tmp_path / "pics").mkdir()
+    for i in range(4):
+        Image.fromarray(picture).save(tmp_path / "pics" / f"{i}.png")
+    splits = load_splits(str(tmp_path / "pics"), "image", test_fraction=0.25)
+    base = {"image_size": 8, "channels": 3, "dataset": str(tmp_path / "pics")}
+    centred = prepare_images(splits, base).train[0]["pixel_values"]
+    squashed = prepare_images(splits, {**base, "center_crop": False}).train[0]["pixel_values"]
+    assert centred[0].max() < 0  # no red left in the centre square
+    assert squashed[0, :, 0].min() == 1 and squashed[2, :, -1].min() == 1  # red on the left edge, blue on the right
+
+
+def test_random_crop_keeps_room_and_crops_only_training_batches():
+    """--random-crop stores images at 9/8 of the size: `train` and `test` give their centre windows (what evaluation
+    and the metrics see), `train_raw` the whole stored image, and `augment` cuts a window drawn from the seed."""
+    import genkit
+    from genkit.plugin import StepContext
+
+    splits = load_splits("shapes", "image", num_samples=40, image_size=32)
+    config = {"image_size": 16, "channels": None, "dataset": "shapes", "random_crop": True}
+    data = prepare_images(splits, config)
+    plain = prepare_images(splits, {**config, "random_crop": False})
+    assert data.train.pixels.shape[-1] == 18 and plain.train.pixels.shape[-1] == 16 and plain.train_raw is None
+    stored = data.train_raw[0]["pixel_values"]
+    assert stored.shape == (3, 18, 18) and data.train[0]["pixel_values"].shape == (3, 16, 16)
+    assert torch.equal(data.train[0]["pixel_values"], stored[:, 1:17, 1:17])
+    assert data.test[0]["pixel_values"].shape == (3, 16, 16)
+
+    vae = genkit.get_plugin("vae")
+    batch = next(iter(torch.utils.data.DataLoader(data.train_raw, batch_size=8)))
+    ctx = StepContext("model", 0, {**config, "random_flip": False}, {})
+    crops = vae.augment(batch, ctx, seed=3)["pixel_values"]
+    assert crops.shape == (8, 3, 16, 16) and torch.equal(vae.augment(batch, ctx, seed=3)["pixel_values"], crops)
+    assert not torch.equal(vae.augment(batch, ctx, seed=4)["pixel_values"], crops)
+    windows = batch["pixel_values"].unfold(2, 16, 1).unfold(3, 16, 1)  # (8, 3, 3, 3, 16, 16): every window
+    for image, crop in zip(windows, crops, strict=True):
+        assert any(torch.equal(image[:, y, x], crop) for y in range(3) for x in range(3))
+    offsets = {
+        (y, x)
+        for image, crop in zip(windows, crops, strict=True)
+        for y in range(3)
+        for x in range(3)
+        if torch.equal(image[:, y, x], crop)
+    }
+    assert len(offsets) > 1  # not one fixed position for the whole batch
