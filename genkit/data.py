@@ -34,6 +34,8 @@ __all__ = [
     "splits_for",
     "make_grid",
     "prepare_images",
+    "prepare_cached_folder",
+    "index_folder",
     "random_crop",
     "random_flip",
     "stored_size",
@@ -648,7 +650,7 @@ def prepare_images(splits: datasets.DatasetDict, config: dict) -> PreparedData:
         from genkit.streaming import prepare_streamed_images
 
         return prepare_streamed_images(splits, config)
-    image_size, source = config["image_size"], str(config["dataset"])
+    source = str(config["dataset"])
     size, center = stored_size(config), bool(config.get("center_crop", True))
     skip = bool(config.get("skip_bad_images"))
     label_feature = splits["train"].features.get("label")
@@ -660,19 +662,109 @@ def prepare_images(splits: datasets.DatasetDict, config: dict) -> PreparedData:
         raws = {n: splits[n].cast_column("image", datasets.Image(decode=False))["image"] for n in ("train", "test")}
         channels = resolve_channels(config.get("channels"), (item for raw in raws.values() for item in raw))
         arrays, kept = _decode_splits(raws, source, skip, (size, center), channels, folder)
-    crop = image_size if size != image_size else None
+    labels = None
+    if label_feature is not None:
+        labels = {n: np.asarray(splits[n]["label"], dtype=np.int64)[np.asarray(kept[n], dtype=np.int64)] for n in kept}
+    class_names = list(label_feature.names) if label_feature is not None else None
+    return _prepared_images(config, arrays, labels, channels, class_names)
+
+
+def _prepared_images(config: dict, arrays: dict, labels: dict | None, channels: int, class_names) -> PreparedData:
+    image_size = config["image_size"]
+    crop = image_size if stored_size(config) != image_size else None
     parts = {}
     for name in ("train", "test"):
-        labels = None
-        if label_feature is not None:
-            labels = torch.tensor(list(splits[name]["label"]), dtype=torch.int64)[torch.as_tensor(kept[name])]
-        parts[name] = ImageTensorDataset(torch.from_numpy(arrays[name]), labels, crop=crop)
+        split_labels = None if labels is None else torch.from_numpy(np.asarray(labels[name], dtype=np.int64))
+        parts[name] = ImageTensorDataset(torch.from_numpy(arrays[name]), split_labels, crop=crop)
     return PreparedData(
         train=parts["train"],
         test=parts["test"],
-        info=image_info(config, channels, label_feature),
+        info=image_info(config, channels, class_names),
         train_raw=parts["train"].uncropped() if crop else None,
     )
+
+
+# What load_splits reads from a run's config for a local folder: with the folder's files, they fix its splits.
+_FOLDER_LOAD_KEYS = ("image_column", "label_column", "num_samples", "seed", "test_fraction", "split", "test_split")
+
+
+def _folder_index(config: dict) -> Path | None:
+    """Where the index of a local image folder's cached arrays is kept, keyed by every file's path, size and
+    modification time, the settings that split it, and the preprocessing; None when the source is not a folder of
+    files (a built-in, a Hub id, a saved Dataset, a stream)."""
+    import hashlib
+    import json
+
+    source = config.get("dataset")
+    if not isinstance(source, (str, os.PathLike)) or config.get("streaming") or str(source) in BUILTIN_SOURCES:
+        return None
+    root = Path(source)
+    if not root.is_dir() or (root / "dataset_dict.json").exists() or (root / "state.json").exists():
+        return None
+    listing = hashlib.sha256()
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files):
+            stat = os.stat(os.path.join(folder, name))
+            listing.update(
+                f"{os.path.relpath(os.path.join(folder, name), root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode()
+            )
+    spec = {
+        "version": _CACHE_VERSION,
+        "root": str(root.resolve()),
+        "files": listing.hexdigest(),
+        "load": {key: config.get(key) for key in _FOLDER_LOAD_KEYS},
+        "preprocessing": _preprocessing(config),
+    }
+    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:32]
+    return Path(datasets.config.HF_DATASETS_CACHE) / "genkit-images" / "folders" / key
+
+
+def index_folder(config: dict, splits: datasets.DatasetDict, data: PreparedData) -> None:
+    """After ``prepare_images`` made ``data`` from ``splits_for(config)``: note which cached arrays (and labels) a
+    local folder's files and these settings give, so that ``prepare_cached_folder`` finds them on the next run."""
+    import json
+    import shutil
+    import tempfile
+
+    index = _folder_index(config)
+    key = _image_cache_key(splits, config)
+    cached = Path(datasets.config.HF_DATASETS_CACHE) / "genkit-images" / str(key) / "meta.json"
+    if index is None or key is None or (index / "index.json").is_file() or not cached.is_file():
+        return
+    index.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{index.name}-", dir=index.parent))
+    for name in ("train", "test"):
+        labels = getattr(data, name).labels
+        if labels is not None:
+            np.save(tmp / f"{name}-labels.npy", labels.numpy())
+    (tmp / "index.json").write_text(json.dumps({"cache": key, "class_names": data.info.class_names}))
+    try:
+        tmp.rename(index)
+    except OSError:  # written meanwhile by another process
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def prepare_cached_folder(config: dict) -> PreparedData | None:
+    """A local image folder's ``PreparedData`` straight from the on-disk cache, when an earlier run of the same
+    files and settings built it: without ``load_dataset``, whose resolution of a folder's files costs about 1.3 s per
+    1,000 files on every run (docs/benchmarks.md, "Data"). None when there is no such cache yet."""
+    import json
+
+    index = _folder_index(config)
+    if index is None or not (index / "index.json").is_file():
+        return None
+    meta = json.loads((index / "index.json").read_text())
+    folder = Path(datasets.config.HF_DATASETS_CACHE) / "genkit-images" / meta["cache"]
+    if not (folder / "meta.json").is_file():
+        return None
+    if config.get("random_flip", False) is None:
+        config["random_flip"] = True  # the user's own images
+    arrays, _, channels = _read_image_cache(folder)
+    labels = None
+    if meta["class_names"] is not None:
+        labels = {name: np.load(index / f"{name}-labels.npy") for name in ("train", "test")}
+    return _prepared_images(config, arrays, labels, channels, meta["class_names"])
 
 
 def resolve_channels(channels: int | None, items) -> int:
@@ -686,14 +778,14 @@ def resolve_channels(channels: int | None, items) -> int:
     return channels
 
 
-def image_info(config: dict, channels: int, label_feature) -> DataInfo:
+def image_info(config: dict, channels: int, class_names: list[str] | None) -> DataInfo:
     return DataInfo(
         task="image",
         dataset=config["dataset"],
         num_channels=channels,
         image_size=config["image_size"],
-        num_classes=label_feature.num_classes if label_feature is not None else None,
-        class_names=list(label_feature.names) if label_feature is not None else None,
+        num_classes=len(class_names) if class_names is not None else None,
+        class_names=class_names,
     )
 
 
@@ -708,16 +800,18 @@ def _image_cache_key(splits: datasets.DatasetDict, config: dict) -> str | None:
     fingerprints = [getattr(splits[name], "_fingerprint", None) for name in ("train", "test")]
     if not all(fingerprints):
         return None
-    spec = {
-        "version": _CACHE_VERSION,
-        "fingerprints": fingerprints,
+    spec = {"version": _CACHE_VERSION, "fingerprints": fingerprints, **_preprocessing(config)}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _preprocessing(config: dict) -> dict:
+    return {
         "image_size": config["image_size"],
         "channels": config.get("channels"),
         "stored_size": stored_size(config),
         "center_crop": bool(config.get("center_crop", True)),
         "skip_bad_images": bool(config.get("skip_bad_images")),
     }
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:32]
 
 
 def _read_image_cache(folder: Path) -> tuple[dict[str, np.ndarray], dict[str, list[int]], int]:

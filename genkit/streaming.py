@@ -57,7 +57,7 @@ def prepare_streamed_images(splits: datasets.IterableDatasetDict, config: dict) 
     return PreparedData(
         train=train,
         test=ImageTensorDataset(pixels, labels, crop=crop),
-        info=image_info(config, channels, label_feature),
+        info=image_info(config, channels, list(label_feature.names) if label_feature is not None else None),
         train_raw=train.uncropped() if crop else None,
     )
 

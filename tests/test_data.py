@@ -384,17 +384,47 @@ def test_decoded_images_are_cached_on_disk_and_memory_mapped(tmp_path, monkeypat
     assert entry.is_dir()
 
 
-def test_cached_run_trains_like_a_fresh_one(tmp_path):
-    """Two runs on one folder, the second reading the first one's cache: bit-identical weights."""
+def test_cached_run_trains_like_a_fresh_one(tmp_path, monkeypatch):
+    """Two runs on one folder, the second mapping the first one's cache without even calling load_dataset (the
+    folder's files and settings are unchanged): bit-identical weights. A changed file sends the next run back
+    through load_dataset; so do other settings."""
     from conftest import train_cli
     from safetensors.torch import load_file
 
     photos = _photos(tmp_path / "photos", 40)
     args = ["vae", "--preset", "tiny", "--dataset", str(photos), "--max-steps", "3", "--no-eval", "--log-with", "none"]
     assert train_cli(*args, "--output", str(tmp_path / "a")) == 0
+    loads = []
+    real = datasets.load_dataset
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: loads.append(a) or real(*a, **k))
     assert train_cli(*args, "--output", str(tmp_path / "b")) == 0
+    assert not loads
     a, b = (load_file(tmp_path / r / "vae" / "diffusion_pytorch_model.safetensors") for r in ("a", "b"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+    assert train_cli(*args, "--seed", "1", "--output", str(tmp_path / "c")) == 0
+    assert len(loads) == 1  # another seed splits the folder differently
+    Image.new("RGB", (12, 12)).save(photos / "new.png")
+    assert train_cli(*args, "--output", str(tmp_path / "d")) == 0
+    assert len(loads) == 2
+
+
+def test_labelled_folder_from_the_cache_keeps_labels_and_classes(tmp_path):
+    import genkit
+    from genkit.data import index_folder, prepare_cached_folder, splits_for
+    from genkit.trainer import resolve_config
+
+    for cls in ("cat", "dog"):
+        _photos(tmp_path / "pets" / cls, 8)
+    config = resolve_config(genkit.get_plugin("vae"), "tiny", {"dataset": str(tmp_path / "pets")})
+    assert prepare_cached_folder(dict(config)) is None  # nothing cached yet
+    splits = splits_for(config, "image")
+    data = prepare_images(splits, dict(config))
+    index_folder(config, splits, data)
+    cached = prepare_cached_folder(dict(config))
+    assert cached.info == data.info and cached.info.class_names == ["cat", "dog"]
+    for part in ("train", "test"):
+        a, b = getattr(data, part), getattr(cached, part)
+        assert torch.equal(a.pixels, b.pixels) and torch.equal(a.labels, b.labels)
 
 
 def test_no_center_crop_squashes_the_whole_image_into_the_square(tmp_path):

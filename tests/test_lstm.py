@@ -231,6 +231,45 @@ def test_encode_joins_rows_with_newlines(monkeypatch):
     assert batch["input_ids"].dtype == torch.long  # what the embedding takes
 
 
+def test_tokens_are_cached_on_disk_and_memory_mapped(tmp_path, monkeypatch):
+    """The first preparation writes the tokenizer and int32 ids under the datasets cache; a second maps them without
+    reading the text (no tokenizer is built), with the same ids and figures; other tokenizer settings get their own
+    entry, and data without a fingerprint is encoded alike into memory."""
+    import importlib
+
+    import numpy as np
+
+    lstm_plugin = importlib.import_module("genkit_lstm.plugin")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text((ZEN + "\n") * 30)
+    plugin = genkit.get_plugin("lstm")
+    from genkit.trainer import resolve_config
+
+    config = resolve_config(plugin, "tiny", {"dataset": str(corpus)})
+    splits = load_splits(str(corpus), "text")
+    first = plugin.prepare_data(splits, dict(config))
+    built = []
+    real = lstm_plugin.build_tokenizer
+    monkeypatch.setattr(lstm_plugin, "build_tokenizer", lambda *a: built.append(1) or real(*a))
+    again = plugin.prepare_data(load_splits(str(corpus), "text"), dict(config))
+    assert not built  # read from the cache
+    folder = lstm_plugin._token_cache_folder(
+        splits, {"tokenizer": config["tokenizer"], "vocab_size": int(config["vocab_size"])}
+    )
+    assert (folder / "train.bin").stat().st_size == 4 * first.info.extra["train_tokens"]  # int32 on disk
+    assert isinstance(lstm_plugin._read_token_cache(folder)[1]["train"], np.memmap)
+    assert torch.equal(first.train.streams, again.train.streams) and torch.equal(
+        first.test.streams, again.test.streams
+    )
+    assert first.info == again.info and first.info.extra["train_characters"] == len("\n".join(splits["train"]["text"]))
+    assert first.artefacts["tokenizer"].get_vocab() == again.artefacts["tokenizer"].get_vocab()
+    word = plugin.prepare_data(splits, {**config, "tokenizer": "word"})
+    assert built and word.info.extra["tokenizer"] == "word"  # another key: built again
+    monkeypatch.setattr(lstm_plugin, "_token_cache_folder", lambda *a: None)
+    unkeyed = plugin.prepare_data(splits, dict(config))
+    assert torch.equal(unkeyed.train.streams, first.train.streams)
+
+
 # ---- training, saving, loading -----------------------------------------------------------------------------------
 def test_trained_folder_has_native_files_and_loads_bit_exact(trained, tmp_path):
     files = {p.name for p in trained.iterdir()}

@@ -145,3 +145,33 @@ def test_streamed_labels_must_be_declared_classes(tmp_path):
     ds.to_parquet(str(tmp_path / "train.parquet"))
     with pytest.raises(DataError, match="under --streaming the label column .* must be a ClassLabel"):
         load_splits(str(tmp_path / "train.parquet"), "image", streaming=True)
+
+
+def test_two_processes_stream_their_shares_and_resume_exactly(image_folder, tmp_path):
+    """`accelerate launch` with 2 CPU processes: each reads its share (disjoint: tested above),
+    the epoch ends for both together, and a run cut mid-epoch resumes to the uninterrupted run's weights."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import free_port
+
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+
+    def launch(output: Path, steps: int, *extra: str) -> None:
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
+        cmd += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+        cmd += ["--main_process_port", str(free_port()), "-m", "genkit", "train", "vae", "--preset", "tiny"]
+        cmd += ["--dataset", str(image_folder), "--streaming", "--image-size", "8", "--batch-size", "16"]
+        cmd += ["--lr-scheduler", "constant", "--checkpoint-every", "4", "--no-eval", "--log-with", "none"]
+        cmd += ["--max-steps", str(steps), "--output", str(output), *extra]
+        result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    launch(tmp_path / "whole", 7)  # 100 rows, 50 per process: 3 batches of 16 an epoch
+    launch(tmp_path / "cut", 4)
+    state = json.loads((tmp_path / "cut" / "checkpoint-4" / "trainer_state.json").read_text())
+    assert (state["num_processes"], state["epoch"], state["batch_in_epoch"]) == (2, 1, 1)
+    launch(tmp_path / "cut", 7, "--resume", "latest")
+    a, b = (load_file(tmp_path / run / "vae" / "diffusion_pytorch_model.safetensors") for run in ("whole", "cut"))
+    assert all(torch.equal(a[k], b[k]) for k in a)

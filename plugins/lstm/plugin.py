@@ -7,13 +7,16 @@ and the hidden state is carried (detached) from batch to batch. See docs/lstm.md
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import shutil
 import warnings
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from genkit_lstm.configuration_lstm import LSTMConfig
@@ -54,25 +57,103 @@ class TokenStreams(torch.utils.data.Dataset):
         return {"input_ids": window[:-1], "labels": window[1:], "chunk": torch.tensor(chunk)}
 
 
-ENCODE_ROWS = 10_000  # rows encoded per batch: the tokenizer's per-row objects live for one batch only
+ENCODE_ROWS = 10_000  # rows read and encoded per batch: the tokenizer's per-row objects live for one batch only
+TOKEN_CACHE_VERSION = 1  # bump when the encoding below changes what a cached token file holds
 
 
-def encode(tokenizer, rows: list[str]) -> torch.Tensor:
-    """Token ids of ``"\\n".join(rows)`` as int32, encoded ``ENCODE_ROWS`` rows at a time (in parallel; no token spans
-    a newline). Neither a Python list of every token nor every row's encoding is held at once: a corpus costs 4 bytes
-    a token, plus one batch."""
-    import numpy as np
+def text_rows(split) -> Iterator[str]:
+    """A split's ``text`` rows read ``ENCODE_ROWS`` at a time from its Arrow table: no list of every row."""
+    if isinstance(split, list):
+        yield from split
+        return
+    for batch in split.iter(batch_size=ENCODE_ROWS):
+        yield from batch["text"]
 
+
+def encode_chunks(tokenizer, rows: Iterable[str]) -> Iterator[np.ndarray]:
+    """Token ids of ``"\n".join(rows)`` as int32 arrays, ``ENCODE_ROWS`` rows at a time (in parallel; no token
+    spans a newline)."""
     newline = np.array([tokenizer.convert_tokens_to_ids(NEWLINE)], dtype=np.int32)
-    parts = []
-    for start in range(0, len(rows), ENCODE_ROWS):
-        for encoding in tokenizer.backend_tokenizer.encode_batch(
-            rows[start : start + ENCODE_ROWS], add_special_tokens=False
-        ):
-            if parts:
+    rows, first = iter(rows), True
+    while batch := list(itertools.islice(rows, ENCODE_ROWS)):
+        parts = []
+        for encoding in tokenizer.backend_tokenizer.encode_batch(batch, add_special_tokens=False):
+            if not first:
                 parts.append(newline)
             parts.append(np.asarray(encoding.ids, dtype=np.int32))
-    return torch.from_numpy(np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32))
+            first = False
+        yield np.concatenate(parts)
+
+
+def encode(tokenizer, rows: Iterable[str]) -> torch.Tensor:
+    """Token ids of ``"\n".join(rows)`` as one int32 tensor: a corpus costs 4 bytes a token, plus one batch of rows
+    (``encode_chunks``); neither a Python list of every token nor every row's encoding is held at once."""
+    chunks = list(encode_chunks(tokenizer, rows))
+    return torch.from_numpy(np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int32))
+
+
+def _token_cache_folder(splits, spec: dict) -> Path | None:
+    """Where the tokenizer and token ids of these splits (datasets fingerprints) and tokenizer ``spec`` are cached:
+    ``$HF_HOME/datasets/genkit-tokens/<key>``; None for data without fingerprints."""
+    import hashlib
+
+    import datasets
+
+    fingerprints = [getattr(splits[name], "_fingerprint", None) for name in ("train", "test")]
+    if not all(fingerprints):
+        return None
+    key = {"version": TOKEN_CACHE_VERSION, "fingerprints": fingerprints, **spec}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
+    return Path(datasets.config.HF_DATASETS_CACHE) / "genkit-tokens" / digest
+
+
+def _write_token_cache(folder: Path, tokenizer, splits, notes: list[str]) -> None:
+    """Encode both splits into ``<split>.bin`` (raw int32, written a batch at a time) beside the tokenizer and
+    ``meta.json``, in a temporary sibling renamed into place: a killed run leaves nothing half-written to read."""
+    import tempfile
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        meta = {"tokens": {}, "characters": {}, "notes": notes}
+        for name in ("train", "test"):
+            size = [0, 0]  # characters, rows
+
+            def counted(rows, size=size):
+                for row in rows:
+                    size[0], size[1] = size[0] + len(row), size[1] + 1
+                    yield row
+
+            with open(tmp / f"{name}.bin", "wb") as f:
+                meta["tokens"][name] = (
+                    sum(f.write(c.tobytes()) for c in encode_chunks(tokenizer, counted(text_rows(splits[name])))) // 4
+                )
+            meta["characters"][name] = size[0] + max(0, size[1] - 1)  # and the newlines between rows
+        tokenizer.save_pretrained(str(tmp / "tokenizer"))
+        (tmp / "meta.json").write_text(json.dumps(meta))
+        try:
+            tmp.rename(folder)
+        except OSError:  # another process built the same cache meanwhile: use that one
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _read_token_cache(folder: Path, in_memory: bool = False):
+    """The cached tokenizer, the splits' int32 ids (memory-mapped: pages are read as batches touch them; or read into
+    memory) and the metadata."""
+    from transformers import AutoTokenizer
+
+    meta = json.loads((folder / "meta.json").read_text())
+    ids = {}
+    for name in ("train", "test"):
+        count, file = meta["tokens"][name], folder / f"{name}.bin"
+        if not count:
+            ids[name] = np.zeros(0, np.int32)
+        else:
+            ids[name] = np.fromfile(file, np.int32) if in_memory else np.memmap(file, np.int32, "c", shape=(count,))
+    return AutoTokenizer.from_pretrained(str(folder / "tokenizer")), ids, meta
 
 
 def add_remote_code(folder: str | Path) -> None:
@@ -196,29 +277,41 @@ class LSTMPlugin(Plugin):
 
     # ---- data ----------------------------------------------------------------------------------------------------
     def prepare_data(self, splits, config: dict[str, Any]) -> PreparedData:
-        """Build the tokenizer from the train split, and cut both splits into TBPTT streams."""
+        """Build the tokenizer from the train split, and cut both splits into TBPTT streams.
+
+        The rows are read a batch at a time (never one list of the corpus), and the tokenizer and token ids are
+        cached on disk under the datasets cache (``genkit-tokens/<key>``, keyed by both splits' fingerprints and the
+        tokenizer settings or base): a later run, or another process, maps the ids instead of encoding again."""
+        import tempfile
+
         source = config["dataset"]
-        train_rows, test_rows = list(splits["train"]["text"]), list(splits["test"]["text"])
-        if not "\n".join(train_rows).strip():
-            raise DataError(f"the training text of dataset {source!r} is empty (only blank lines)")
         seq_len, batch_size = int(config["seq_len"]), int(config["batch_size"])
         if seq_len < 1:
             raise ConfigError(f"--seq-len must be >= 1, got {seq_len}")
         if config.get("extend_vocab") and not config.get("init_from"):
             raise ConfigError("--extend-vocab grows a base model's vocabulary: give the base with --init-from")
+        base = None
         if config.get("init_from"):  # fine-tuning: the base's own vocabulary, reported against the new text
+            import hashlib
+
             from transformers import AutoTokenizer
 
             from genkit.io import resolve
 
-            tokenizer = AutoTokenizer.from_pretrained(str(resolve(config["init_from"])))
-            tokenizer = _vocabulary_report(tokenizer, train_rows, extend=bool(config.get("extend_vocab")))
+            base = AutoTokenizer.from_pretrained(str(resolve(config["init_from"])))
+            vocabulary = hashlib.sha256(base.backend_tokenizer.to_str().encode()).hexdigest()
+            spec = {"base_tokenizer": vocabulary, "extend_vocab": bool(config.get("extend_vocab"))}
         else:
-            try:
-                tokenizer = build_tokenizer(train_rows, config["tokenizer"], int(config["vocab_size"]))
-            except ValueError as err:
-                raise ConfigError(str(err)) from None
-        train_ids, test_ids = encode(tokenizer, train_rows), encode(tokenizer, test_rows)
+            spec = {"tokenizer": config["tokenizer"], "vocab_size": int(config["vocab_size"])}
+        folder = _token_cache_folder(splits, spec)
+        with tempfile.TemporaryDirectory() as scratch:  # data without fingerprints: encoded there, read into memory
+            target = folder or Path(scratch) / "tokens"
+            if not (target / "meta.json").is_file():
+                self._tokenize(splits, config, base, target)
+            tokenizer, ids, meta = _read_token_cache(target, in_memory=folder is None)
+        for note in meta["notes"]:  # what building the tokenizer warned about, again on every run
+            warnings.warn(note, stacklevel=2)
+        train_ids, test_ids = torch.from_numpy(ids["train"]), torch.from_numpy(ids["test"])
         train = TokenStreams(train_ids, batch_size, seq_len)
         if len(train) == 0:
             raise DataError(
@@ -233,7 +326,7 @@ class LSTMPlugin(Plugin):
                 "vocab_size": len(tokenizer),
                 "train_tokens": train_ids.numel(),
                 "test_tokens": test_ids.numel(),
-                "train_characters": sum(map(len, train_rows)) + len(train_rows) - 1,
+                "train_characters": meta["characters"]["train"],
             },
         )
         streams = max(1, min(int(config["eval_streams"]), test_ids.numel() // (seq_len + 1)))
@@ -241,8 +334,28 @@ class LSTMPlugin(Plugin):
             train=train,
             test=TokenStreams(test_ids, streams, seq_len),
             info=info,
-            artefacts={"tokenizer": tokenizer, "test_text": "\n".join(test_rows)},
+            artefacts={"tokenizer": tokenizer, "test_text": "\n".join(text_rows(splits["test"]))},
         )
+
+    @staticmethod
+    def _tokenize(splits, config: dict[str, Any], base, folder: Path) -> None:
+        """Build the tokenizer (or take the base's) and write it and both splits' ids into ``folder``."""
+        if not any(row.strip() for row in text_rows(splits["train"])):
+            raise DataError(f"the training text of dataset {config['dataset']!r} is empty (only blank lines)")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if base is not None:
+                tokenizer = _vocabulary_report(
+                    base, text_rows(splits["train"]), extend=bool(config.get("extend_vocab"))
+                )
+            else:
+                try:
+                    tokenizer = build_tokenizer(
+                        text_rows(splits["train"]), config["tokenizer"], int(config["vocab_size"])
+                    )
+                except ValueError as err:
+                    raise ConfigError(str(err)) from None
+        _write_token_cache(folder, tokenizer, splits, [str(w.message) for w in caught])
 
     # ---- model ---------------------------------------------------------------------------------------------------
     def build(self, config: dict[str, Any], info: DataInfo) -> dict[str, torch.nn.Module]:
@@ -444,7 +557,7 @@ def tokenizer_level(tokenizer) -> str:
     return next((level for level, regex in LEVELS.items() if regex == pattern), "unknown")
 
 
-def _vocabulary_report(tokenizer, rows: list[str], *, extend: bool):
+def _vocabulary_report(tokenizer, rows: Iterable[str], *, extend: bool):
     """Warn how much of a fine-tuning text the base's vocabulary misses (count, share, examples); with ``extend``,
     a tokenizer whose vocabulary appends the missing tokens (old ids unchanged, new ones after them, by frequency)."""
     from collections import Counter
