@@ -107,6 +107,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--text-mb", type=int, default=100)
     parser.add_argument("--text-steps", type=int, default=5)
+    parser.add_argument("--modes", nargs="+", default=["in-memory", "cache-cold", "cache-warm", "streaming"])
     parser.add_argument("--worker", nargs=2, metavar=("SOURCE", "MODE"))
     args = parser.parse_args()
     if args.worker:
@@ -116,7 +117,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.sizes:
             folder = make_folder(Path(tmp) / f"photos-{n}", n)
-            for mode in ("in-memory", "cache-cold", "cache-warm", "streaming"):
+            for mode in args.modes:
                 hf_home = Path(tmp) / f"hf-{n}-{'cache' if mode.startswith('cache') else mode}"
                 rows.append({"data": f"{n:,} images", **run(folder, mode, args.steps, hf_home)})
                 print(json.dumps(rows[-1]), flush=True)

@@ -818,10 +818,20 @@ def _read_image_cache(folder: Path) -> tuple[dict[str, np.ndarray], dict[str, li
     import json
 
     meta = json.loads((folder / "meta.json").read_text())
-    arrays = {
-        name: np.load(folder / f"{name}.npy", mmap_mode="c")[: meta["count"][name]] for name in ("train", "test")
-    }
+    arrays = {name: _map_rows(folder / f"{name}.npy")[: meta["count"][name]] for name in ("train", "test")}
     return arrays, meta["kept"], meta["channels"]
+
+
+def _map_rows(file: Path) -> np.ndarray:
+    """A cached array memory-mapped for random row access: without readahead (MADV_RANDOM), which would page in the
+    neighbours of every row a shuffled batch reads, soon the whole file (measured: +540 MB of RSS at 50k images)."""
+    import mmap
+
+    array = np.load(file, mmap_mode="c")
+    mapping = getattr(array, "_mmap", None)
+    if mapping is not None and hasattr(mmap, "MADV_RANDOM"):
+        mapping.madvise(mmap.MADV_RANDOM)
+    return array
 
 
 def _decode_splits(raws: dict, source: str, skip: bool, framing: tuple[int, bool], channels: int, folder: Path | None):
