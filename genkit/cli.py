@@ -26,24 +26,18 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--channels", type=int, choices=(1, 3), help="convert images to 1 or 3 channels")
     g.add_argument("--num-samples", type=int, help="size of a generated dataset (shapes)")
     g.add_argument("--test-fraction", type=float, help="held-out fraction when the data has no test split")
-    g.add_argument(
-        "--random-flip",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="mirror training images left-right at random (evaluation never sees it)",
-    )
-    g.add_argument(
-        "--center-crop",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="crop images to their centre square before resizing (--no-center-crop: squash them to a square)",
-    )
-    g.add_argument(
-        "--random-crop",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="train on random windows of images stored at 9/8 the size (evaluation sees the centre window)",
-    )
+    for option, text in (
+        ("--random-flip", "mirror training images left-right at random (evaluation never sees it)"),
+        (
+            "--center-crop",
+            "crop images to their centre square before resizing (--no-center-crop: squash them to a square)",
+        ),
+        (
+            "--random-crop",
+            "train on random windows of images stored at 9/8 the size (evaluation sees the centre window)",
+        ),
+    ):
+        g.add_argument(option, action=argparse.BooleanOptionalAction, default=None, help=text)
     g.add_argument(
         "--streaming",
         action="store_true",

@@ -35,6 +35,7 @@ __all__ = [
     "make_grid",
     "prepare_images",
     "prepare_cached_folder",
+    "folder_index",
     "index_folder",
     "random_crop",
     "random_flip",
@@ -688,7 +689,7 @@ def _prepared_images(config: dict, arrays: dict, labels: dict | None, channels: 
 _FOLDER_LOAD_KEYS = ("image_column", "label_column", "num_samples", "seed", "test_fraction", "split", "test_split")
 
 
-def _folder_index(config: dict) -> Path | None:
+def folder_index(config: dict) -> Path | None:
     """Where the index of a local image folder's cached arrays is kept, keyed by every file's path, size and
     modification time, the settings that split it, and the preprocessing; None when the source is not a folder of
     files (a built-in, a Hub id, a saved Dataset, a stream)."""
@@ -720,38 +721,33 @@ def _folder_index(config: dict) -> Path | None:
     return Path(datasets.config.HF_DATASETS_CACHE) / "genkit-images" / "folders" / key
 
 
-def index_folder(config: dict, splits: datasets.DatasetDict, data: PreparedData) -> None:
-    """After ``prepare_images`` made ``data`` from ``splits_for(config)``: note which cached arrays (and labels) a
-    local folder's files and these settings give, so that ``prepare_cached_folder`` finds them on the next run."""
+def index_folder(index: Path | None, config: dict, splits: datasets.DatasetDict, data: PreparedData) -> None:
+    """After ``prepare_images`` made ``data`` from ``splits_for(config)``: note in ``index`` (``folder_index``) which
+    cached arrays (and labels) a local folder's files and these settings give, for ``prepare_cached_folder``."""
     import json
-    import shutil
-    import tempfile
 
-    index = _folder_index(config)
-    key = _image_cache_key(splits, config)
-    cached = Path(datasets.config.HF_DATASETS_CACHE) / "genkit-images" / str(key) / "meta.json"
-    if index is None or key is None or (index / "index.json").is_file() or not cached.is_file():
+    from genkit.io import staged_folder
+
+    if index is None or (index / "index.json").is_file():
         return
-    index.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{index.name}-", dir=index.parent))
-    for name in ("train", "test"):
-        labels = getattr(data, name).labels
-        if labels is not None:
-            np.save(tmp / f"{name}-labels.npy", labels.numpy())
-    (tmp / "index.json").write_text(json.dumps({"cache": key, "class_names": data.info.class_names}))
-    try:
-        tmp.rename(index)
-    except OSError:  # written meanwhile by another process
-        shutil.rmtree(tmp, ignore_errors=True)
+    key = _image_cache_key(splits, config)
+    if key is None or not (Path(datasets.config.HF_DATASETS_CACHE) / "genkit-images" / key / "meta.json").is_file():
+        return
+    with staged_folder(index, replace=False) as tmp:
+        for name in ("train", "test"):
+            labels = getattr(data, name).labels
+            if labels is not None:
+                np.save(tmp / f"{name}-labels.npy", labels.numpy())
+        (tmp / "index.json").write_text(json.dumps({"cache": key, "class_names": data.info.class_names}))
 
 
-def prepare_cached_folder(config: dict) -> PreparedData | None:
+def prepare_cached_folder(config: dict, index: Path | None) -> PreparedData | None:
     """A local image folder's ``PreparedData`` straight from the on-disk cache, when an earlier run of the same
     files and settings built it: without ``load_dataset``, whose resolution of a folder's files costs about 1.3 s per
-    1,000 files on every run (docs/benchmarks.md, "Data"). None when there is no such cache yet."""
+    1,000 files on every run (docs/benchmarks.md, "Data"). ``index``: ``folder_index(config)``. None when there is no
+    such cache yet."""
     import json
 
-    index = _folder_index(config)
     if index is None or not (index / "index.json").is_file():
         return None
     meta = json.loads((index / "index.json").read_text())
@@ -838,11 +834,11 @@ def _decode_splits(raws: dict, source: str, skip: bool, framing: tuple[int, bool
     """Decode both splits into uint8 arrays (N, C, S, S), ``framing`` = (S, centre crop): memory-mapped files written
     into ``folder`` (through a temporary sibling renamed into place, so a crashed build is never read), or in memory
     when ``folder`` is None."""
-    size = framing[0]
     import json
-    import shutil
-    import tempfile
 
+    from genkit.io import staged_folder
+
+    size = framing[0]
     if folder is None:
         arrays, kept = {}, {}
         for name, raw in raws.items():
@@ -850,9 +846,7 @@ def _decode_splits(raws: dict, source: str, skip: bool, framing: tuple[int, bool
             kept[name] = _decode_into(raw, source, skip, framing, channels, out)
             arrays[name] = out[: len(kept[name])]
         return arrays, kept
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
+    with staged_folder(folder, replace=False) as tmp:  # another run may build the same cache meanwhile: either serves
         kept, count = {}, {}
         for name, raw in raws.items():
             out = np.lib.format.open_memmap(tmp / f"{name}.npy", "w+", np.uint8, (len(raw), channels, size, size))
@@ -861,13 +855,6 @@ def _decode_splits(raws: dict, source: str, skip: bool, framing: tuple[int, bool
             out.flush()
             del out
         (tmp / "meta.json").write_text(json.dumps({"channels": channels, "kept": kept, "count": count}))
-        try:
-            tmp.rename(folder)
-        except OSError:  # another run built the same cache meanwhile: use that one
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     arrays, kept, _ = _read_image_cache(folder)
     return arrays, kept
 

@@ -336,11 +336,13 @@ _REPLACED_DIR = ".old-model"
 
 
 @contextlib.contextmanager
-def staged_folder(dest: str | Path):
+def staged_folder(dest: str | Path, replace: bool = True):
     """Yield an empty sibling of ``dest`` to write a whole new folder into; on success it replaces ``dest``.
 
     The swap is two renames on one filesystem, so a crash leaves the old folder or the new one, never a mix; a
-    crash while writing leaves only a hidden ``.<name>.tmp-*`` sibling, removed on the next try.
+    crash while writing leaves only a hidden ``.<name>.tmp-*`` sibling, removed on the next try. With ``replace``
+    False (a cache entry keyed by its content), a ``dest`` that another process wrote meanwhile is kept and the new
+    folder discarded.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -352,6 +354,12 @@ def staged_folder(dest: str | Path):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if not replace:
+        try:
+            tmp.rename(dest)
+        except OSError:  # written meanwhile by another process: the same content, keep that one
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
     old = dest.parent / f".{dest.name}.old-{os.getpid()}"
     if dest.exists():
         dest.rename(old)

@@ -12,9 +12,6 @@ import hashlib
 import itertools
 import json
 import math
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +22,8 @@ from huggingface_hub import constants
 from safetensors.torch import load_file, save_file
 from scipy import linalg
 from torch import nn
+
+from genkit.io import staged_folder
 
 __all__ = [
     "FeatureNet",
@@ -185,15 +184,11 @@ def _feature_net(
         images, labels = images.clone(), None if labels is None else labels.clone()  # inference tensors -> normal
         config["final_train_loss"] = _train(net, images, labels, config["steps"], seed)
 
-    # Write into a temporary sibling, then rename: a concurrent eval never sees a half-written network.
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent))
-    save_file(net.state_dict(), tmp / "model.safetensors")
-    (tmp / "config.json").write_text(json.dumps(config, indent=2))
-    try:
-        os.rename(tmp, folder)
-    except OSError:  # another process cached the same network first
-        shutil.rmtree(tmp)
+    # Written into a temporary sibling, then renamed: a concurrent eval never sees a half-written network, and one
+    # that cached the same network first keeps its copy.
+    with staged_folder(folder, replace=False) as tmp:
+        save_file(net.state_dict(), tmp / "model.safetensors")
+        (tmp / "config.json").write_text(json.dumps(config, indent=2))
     net.config = config
     return net
 

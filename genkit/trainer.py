@@ -196,18 +196,19 @@ class Trainer:
             set_seed(self.config["seed"] + self.accelerator.process_index)
 
     def _prepare_data(self) -> None:
-        from genkit.data import index_folder, prepare_cached_folder, splits_for
+        from genkit.data import folder_index, index_folder, prepare_cached_folder, splits_for
         from genkit.plugin import Plugin
 
         # A local image folder seen before, with the same files and settings, maps its cached arrays at once.
         own_folder = self.dataset is None and type(self.plugin).prepare_data is Plugin.prepare_data
+        index = folder_index(self.config) if own_folder else None  # None: not a local image folder
         with self.accelerator.main_process_first():  # the main process fills the datasets cache, then the others read
-            self.data = prepare_cached_folder(self.config) if own_folder else None
+            self.data = prepare_cached_folder(self.config, index)
             if self.data is None:
                 splits = splits_for(self.config, self.plugin.task, source=self.dataset)
                 self.data = self.plugin.prepare_data(splits, self.config)
-                if own_folder and self.accelerator.is_main_process:
-                    index_folder(self.config, splits, self.data)
+                if self.accelerator.is_main_process:
+                    index_folder(index, self.config, splits, self.data)
 
     def _make_modules(self) -> dict[str, nn.Module]:
         modules = self._build_modules()

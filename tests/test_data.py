@@ -410,17 +410,18 @@ def test_cached_run_trains_like_a_fresh_one(tmp_path, monkeypatch):
 
 def test_labelled_folder_from_the_cache_keeps_labels_and_classes(tmp_path):
     import genkit
-    from genkit.data import index_folder, prepare_cached_folder, splits_for
+    from genkit.data import folder_index, index_folder, prepare_cached_folder, splits_for
     from genkit.trainer import resolve_config
 
     for cls in ("cat", "dog"):
         _photos(tmp_path / "pets" / cls, 8)
     config = resolve_config(genkit.get_plugin("vae"), "tiny", {"dataset": str(tmp_path / "pets")})
-    assert prepare_cached_folder(dict(config)) is None  # nothing cached yet
+    index = folder_index(config)
+    assert index is not None and prepare_cached_folder(dict(config), index) is None  # nothing cached yet
     splits = splits_for(config, "image")
     data = prepare_images(splits, dict(config))
-    index_folder(config, splits, data)
-    cached = prepare_cached_folder(dict(config))
+    index_folder(index, config, splits, data)
+    cached = prepare_cached_folder(dict(config), index)
     assert cached.info == data.info and cached.info.class_names == ["cat", "dog"]
     for part in ("train", "test"):
         a, b = getattr(data, part), getattr(cached, part)

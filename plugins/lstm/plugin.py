@@ -110,34 +110,27 @@ def _token_cache_folder(splits, spec: dict) -> Path | None:
 def _write_token_cache(folder: Path, tokenizer, splits, notes: list[str]) -> None:
     """Encode both splits into ``<split>.bin`` (raw int32, written a batch at a time) beside the tokenizer and
     ``meta.json``, in a temporary sibling renamed into place: a killed run leaves nothing half-written to read."""
-    import tempfile
+    from genkit.io import staged_folder
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
+    with staged_folder(folder, replace=False) as tmp:  # another process may build the same cache: either serves
         meta = {"tokens": {}, "characters": {}, "notes": notes}
         for name in ("train", "test"):
-            size = [0, 0]  # characters, rows
-
-            def counted(rows, size=size):
-                for row in rows:
-                    size[0], size[1] = size[0] + len(row), size[1] + 1
-                    yield row
-
+            totals = {"characters": 0, "rows": 0}
             with open(tmp / f"{name}.bin", "wb") as f:
-                meta["tokens"][name] = (
-                    sum(f.write(c.tobytes()) for c in encode_chunks(tokenizer, counted(text_rows(splits[name])))) // 4
-                )
-            meta["characters"][name] = size[0] + max(0, size[1] - 1)  # and the newlines between rows
+                for chunk in encode_chunks(tokenizer, _measured(text_rows(splits[name]), totals)):
+                    f.write(chunk.tobytes())
+            meta["tokens"][name] = (tmp / f"{name}.bin").stat().st_size // 4
+            meta["characters"][name] = totals["characters"] + max(0, totals["rows"] - 1)  # and the newlines between
         tokenizer.save_pretrained(str(tmp / "tokenizer"))
         (tmp / "meta.json").write_text(json.dumps(meta))
-        try:
-            tmp.rename(folder)
-        except OSError:  # another process built the same cache meanwhile: use that one
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+
+def _measured(rows: Iterable[str], totals: dict[str, int]) -> Iterator[str]:
+    """``rows`` as they are, adding up their characters and their number into ``totals`` as they pass."""
+    for row in rows:
+        totals["characters"] += len(row)
+        totals["rows"] += 1
+        yield row
 
 
 def _read_token_cache(folder: Path, in_memory: bool = False):
