@@ -347,8 +347,8 @@ def _photos(folder: Path, n: int = 12) -> Path:
     return folder
 
 
-def test_decoded_images_are_cached_on_disk_and_memory_mapped(tmp_path, monkeypatch):
-    """The first preparation writes uint8 arrays under the datasets cache; a second maps them without decoding,
+def test_decoded_images_are_cached_on_disk_and_read_from_there(tmp_path, monkeypatch):
+    """The first preparation writes uint8 arrays under the datasets cache; a second reads them without decoding,
     gives the same tensors as decoding in memory, and other preprocessing gets its own cache entry."""
     import genkit
     import genkit.data as data
@@ -372,16 +372,38 @@ def test_decoded_images_are_cached_on_disk_and_memory_mapped(tmp_path, monkeypat
     assert not decoded  # read from the cache
     for part in ("train", "test"):
         a, b = getattr(first, part), getattr(again, part)
-        assert torch.equal(a.pixels, b.pixels) and len(a) == len(b)
+        assert np.array_equal(np.asarray(a.pixels), np.asarray(b.pixels)) and len(a) == len(b)
     # The in-memory path (data without a fingerprint) decodes to the very same arrays.
     monkeypatch.setattr(data, "_image_cache_key", lambda *a: None)
     in_memory = data.prepare_images(splits_for(config, "image"), dict(config))
-    assert decoded and torch.equal(in_memory.train.pixels, first.train.pixels)
+    assert decoded and np.array_equal(np.asarray(in_memory.train.pixels), np.asarray(first.train.pixels))
     monkeypatch.undo()
     # Other preprocessing (another size) is another entry; the first stays.
     bigger = data.prepare_images(splits_for({**config, "image_size": 16}, "image"), {**config, "image_size": 16})
     assert bigger.train.pixels.shape[-1] == 16 and len([p for p in root.iterdir() if not p.name.startswith(".")]) >= 2
     assert entry.is_dir()
+
+
+def test_cached_rows_are_read_from_the_file_in_any_process(tmp_path):
+    """CachedRows reads one row per access (os.pread) from the .npy file, in this process or in a copy of it (a
+    DataLoader worker gets a pickled one and opens its own descriptor)."""
+    import pickle
+
+    from genkit.data import CachedRows
+
+    array = np.random.default_rng(0).integers(0, 256, (7, 3, 4, 5), dtype=np.uint8)
+    np.save(tmp_path / "rows.npy", array)
+    rows = CachedRows(tmp_path / "rows.npy", 6)  # the file may hold more rows than were kept
+    assert len(rows) == 6 and rows.shape == (6, 3, 4, 5)
+    assert all(torch.equal(rows[i], torch.from_numpy(array[i])) for i in range(6))
+    assert torch.equal(rows[-1], torch.from_numpy(array[5])) and rows[0].dtype == torch.uint8
+    with pytest.raises(IndexError):
+        rows[6]
+    copy = pickle.loads(pickle.dumps(rows))
+    assert torch.equal(copy[3], torch.from_numpy(array[3]))
+    assert np.array_equal(np.asarray(rows), array[:6])
+    loader = torch.utils.data.DataLoader(rows, batch_size=2, num_workers=2)
+    assert torch.equal(torch.cat(list(loader)), torch.from_numpy(array[:6]))
 
 
 def test_cached_run_trains_like_a_fresh_one(tmp_path, monkeypatch):
@@ -425,7 +447,7 @@ def test_labelled_folder_from_the_cache_keeps_labels_and_classes(tmp_path):
     assert cached.info == data.info and cached.info.class_names == ["cat", "dog"]
     for part in ("train", "test"):
         a, b = getattr(data, part), getattr(cached, part)
-        assert torch.equal(a.pixels, b.pixels) and torch.equal(a.labels, b.labels)
+        assert np.array_equal(np.asarray(a.pixels), np.asarray(b.pixels)) and torch.equal(a.labels, b.labels)
 
 
 def test_no_center_crop_squashes_the_whole_image_into_the_square(tmp_path):
