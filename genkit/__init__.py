@@ -45,9 +45,9 @@ def train(
     dataset=None,
     *,
     preset: str = "small",
-    output: str | None = None,
-    init_from: str | None = None,
-    resume: str | None = None,
+    output: str | os.PathLike | None = None,
+    init_from: str | os.PathLike | None = None,
+    resume: str | os.PathLike | None = None,
     overwrite: bool = False,
     **settings,
 ):
@@ -61,19 +61,29 @@ def train(
     from genkit.io import load as load_model
     from genkit.trainer import TRAINER_DEFAULTS, resolve_config, run_training
 
+    for name, value in (("plugin", plugin), ("preset", preset)):
+        if not isinstance(value, str):
+            raise ConfigError(f"{name} must be a str, got {value!r}")
+    for name, value in (("output", output), ("init_from", init_from), ("resume", resume)):
+        if value is not None and (isinstance(value, bytes) or not isinstance(value, (str, os.PathLike))):
+            raise ConfigError(f"{name} must be a folder path (a str or os.PathLike), got {value!r}")
+    if not isinstance(overwrite, bool):
+        raise ConfigError(f"overwrite must be True or False, got {overwrite!r}")
     family = get_plugin(plugin)
     unknown = sorted(set(settings) - set(TRAINER_DEFAULTS) - set(family.defaults) - {"dataset", "output"})
     if unknown:
         known = ", ".join(sorted(set(TRAINER_DEFAULTS) | set(family.defaults)))
         raise ConfigError(f"unknown setting(s) {', '.join(unknown)} for plugin {plugin!r}; known: {known}")
     in_memory = dataset is not None and not isinstance(dataset, (str, os.PathLike))
-    overrides = {**settings, "output": None if output is None else str(output)}
+    overrides = {**settings, "output": None if output is None else os.fspath(output)}
     if in_memory:
         from genkit.data import IN_MEMORY
 
         overrides["dataset"] = IN_MEMORY
     elif dataset is not None:
-        overrides["dataset"] = str(dataset)
+        overrides["dataset"] = os.fspath(dataset)
+    init_from = None if init_from is None else os.fspath(init_from)
+    resume = None if resume is None else os.fspath(resume)
     config = resolve_config(family, preset, overrides, init_from=init_from)
     folder = run_training(family, config, resume=resume, overwrite=overwrite, dataset=dataset if in_memory else None)
     pipeline = load_model(folder)
@@ -83,17 +93,43 @@ def train(
 
 def save(pipeline, path, *, overwrite: bool = False):
     """Save a genkit pipeline (one that ``genkit.load`` or ``genkit.train`` returned, perhaps changed since) so
-    that ``genkit.load`` reads it back: the plugin's own format plus ``genkit.json``, written beside ``path`` and
-    swapped in. A folder that holds something else is refused unless ``overwrite``."""
+    that ``genkit.load`` reads it back: the plugin's own format plus ``genkit.json`` (with the data and training
+    settings of the folder it was loaded from), written beside ``path`` and swapped in. Into a training run's folder
+    only the model files are replaced: its checkpoints, logs, samples, card and results stay. A folder that holds
+    something else is refused unless ``overwrite``."""
+    from pathlib import Path
+
     from genkit.checkpoint import is_run_folder
-    from genkit.io import staged_folder, write_metadata
+    from genkit.io import (
+        METADATA_FILE,
+        STAGING_DIR,
+        folder_lock,
+        move_model_into,
+        read_json,
+        staged_folder,
+        write_metadata,
+    )
     from genkit.validation import check_output_folder
 
     plugin = plugin_of(pipeline)
-    path = check_output_folder(path, own=is_run_folder(path), overwrite=overwrite, what="path")
+    if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
+        raise GenkitError(f"path must be a folder path (a str or os.PathLike), got {path!r}")
+    run = is_run_folder(path)
+    path = check_output_folder(path, own=run, overwrite=overwrite, what="path")
+    source = Path(str(getattr(getattr(pipeline, "model", pipeline), "name_or_path", None) or "."))
+    meta = read_json(source / METADATA_FILE) if (source / METADATA_FILE).is_file() else {}
+    fields = {k: v for k, v in meta.items() if k in ("data", "config")}
+    if run and any(Path(path).iterdir()):
+        with folder_lock(path, what="path"):
+            staging = Path(path) / STAGING_DIR
+            with staged_folder(staging) as tmp:  # a whole new model first, then moved over the old model files
+                plugin.save_pipeline(pipeline, tmp)
+                write_metadata(tmp, plugin.name, saved_by="genkit.save", **fields)
+            move_model_into(staging, Path(path))
+        return path
     with staged_folder(path) as tmp:
         plugin.save_pipeline(pipeline, tmp)
-        write_metadata(tmp, plugin.name, saved_by="genkit.save")
+        write_metadata(tmp, plugin.name, saved_by="genkit.save", **fields)
     return path
 
 
@@ -108,11 +144,12 @@ def plugin_of(pipeline):
     raise GenkitError(f"no installed genkit plugin defines {type(obj).__name__} (module {type(obj).__module__})")
 
 
-def load(path_or_repo_id: str, **kwargs):
-    """Load any genkit model (local folder, Hub repo id, or offline cache) as its plugin's pipeline."""
+def load(path_or_repo_id: str, *, revision: str | None = None, torch_dtype=None):
+    """Load any genkit model (local folder, Hub repo id, or offline cache) as its plugin's pipeline; ``revision``
+    picks a Hub branch, tag or commit, ``torch_dtype`` casts the weights (as diffusers' ``from_pretrained``)."""
     from genkit.io import load
 
-    return load(path_or_repo_id, **kwargs)
+    return load(path_or_repo_id, revision=revision, torch_dtype=torch_dtype)
 
 
 # Importing the installed plugins lets each extend the libraries it builds on: the LSTM plugin registers its model

@@ -232,8 +232,12 @@ def list_checkpoints(output_dir: str | Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-# What a training run writes into its output folder besides the model (see Trainer).
+# What a training run writes into its output folder besides the model (see Trainer), and the hidden entries it makes:
+# staging folders of checkpoints and of the final model, the lock, and the earlier run that --overwrite set aside.
 _RUN_ENTRIES = {"logs", "samples"}
+_HIDDEN_RUN_ENTRY = re.compile(
+    r"^\.(checkpoint-\d+\.(tmp|old)-\d+|tmp-checkpoint-\d+|tmp-model|old-model|genkit\.lock|previous-run)$"
+)
 
 
 def is_run_folder(path: str | Path) -> bool:
@@ -245,20 +249,18 @@ def is_run_folder(path: str | Path) -> bool:
         return False
     if (path / METADATA_FILE).is_file() or list_checkpoints(path) or is_interrupted_save(path):
         return True
-    return all(p.name in _RUN_ENTRIES or p.name.startswith(".tmp-checkpoint-") for p in path.iterdir())
+    return all(p.name in _RUN_ENTRIES or _HIDDEN_RUN_ENTRY.match(p.name) for p in path.iterdir())
 
 
 def verify_checkpoint(folder: Path) -> dict[str, Any]:
     """Check every file of a checkpoint before anything is loaded from it; returns its trainer state."""
-    from genkit.io import check_folder
+    from genkit.io import check_folder, read_json
 
-    state_file = folder / "trainer_state.json"
-    try:
-        state = json.loads(state_file.read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise GenkitError(f"{state_file}: damaged checkpoint ({type(exc).__name__}: {exc})") from None
-    if not isinstance(state, dict) or not all(k in state for k in ("step", "epoch", "batch_in_epoch", "config")):
-        raise GenkitError(f"{state_file}: damaged checkpoint (missing step, epoch, batch_in_epoch or config)")
+    state = read_json(folder / "trainer_state.json", error=GenkitError)
+    if not all(k in state for k in ("step", "epoch", "batch_in_epoch", "config")):
+        raise GenkitError(
+            f"{folder / 'trainer_state.json'}: damaged checkpoint (missing step, epoch, batch_in_epoch or config)"
+        )
     check_folder(folder)  # every safetensors file whole, every JSON file readable
     return state
 

@@ -39,6 +39,11 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     ):
         g.add_argument(option, action=argparse.BooleanOptionalAction, default=None, help=text)
     g.add_argument(
+        "--background",
+        choices=("white", "black"),
+        help="what transparent pixels of RGBA/LA/palette images become (composited on this colour)",
+    )
+    g.add_argument(
         "--streaming",
         action="store_true",
         default=None,
@@ -46,6 +51,9 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--shuffle-buffer", type=int, help="--streaming: examples held in the shuffle buffer")
     g.add_argument("--image-column", help="override the detected image column")
+    g.add_argument(
+        "--image-root", help="a folder that image paths in a table may point into, besides the dataset's own folder"
+    )
     g.add_argument("--label-column", help="override the detected label column")
     g.add_argument("--text-column", help="override the detected text column")
     g.add_argument("--dataset-config", help="a Hub dataset's configuration (subset) name")
@@ -298,6 +306,7 @@ def cmd_train(args, plugin) -> None:
 
 
 def cmd_sample(args, model, kwargs) -> None:
+    from genkit.images import MAX_SEED
     from genkit.io import load_opened
     from genkit.samples import MAX_SAMPLES, check_sample_file, write_samples
     from genkit.validation import check_value
@@ -305,10 +314,13 @@ def cmd_sample(args, model, kwargs) -> None:
     plugin = model.plugin
     n = args.n if args.n is not None else (1 if plugin.task == "text" else 64)
     check_value("--n", n, int, f"[1, {MAX_SAMPLES}]")
+    check_value("--seed", args.seed, int, f"[0, {MAX_SEED}]")
     out = Path(args.out or ("samples.png" if plugin.task == "image" else "samples.txt"))
     if args.out is not None or plugin.task == "image":
         check_sample_file(out, overwrite=args.overwrite)
-    pipeline = load_opened(model)
+    from genkit.pipeline import default_device, to_device
+
+    pipeline = to_device(load_opened(model), default_device())
     try:
         if plugin.task == "text" and args.out is None:  # text goes to the terminal unless a file is asked for
             print("\n\n----\n\n".join(plugin.sample(pipeline, n, seed=args.seed, **kwargs)))
@@ -322,9 +334,13 @@ def cmd_sample(args, model, kwargs) -> None:
 def cmd_eval(args, model, kwargs) -> None:
     from genkit.card import write_model_card
     from genkit.data import splits_for
+    from genkit.images import MAX_SEED
     from genkit.io import load_opened
-    from genkit.validation import check_limits
+    from genkit.metrics import check_finite
+    from genkit.pipeline import default_device, to_device
+    from genkit.validation import check_limits, check_value
 
+    check_value("--seed", args.seed, int, f"[0, {MAX_SEED}]")
     folder, meta, plugin = model.folder, model.meta, model.plugin
     # A plugin's eval flags default to None ("not given"): the model's own training config then decides.
     given = {k: v for k, v in kwargs.items() if v is not None}
@@ -333,39 +349,48 @@ def cmd_eval(args, model, kwargs) -> None:
     if args.dataset:
         config["dataset"] = args.dataset
     config["seed"] = args.seed
-    pipeline = load_opened(model)
+    pipeline = to_device(load_opened(model), default_device())
     splits = splits_for(config, plugin.task, seed=meta.get("config", {}).get("seed", 0))
     data = plugin.prepare_data(splits, config)
     evaluation = plugin.evaluate(pipeline, data, config)
+    check_finite(evaluation)
     print(json.dumps(evaluation, indent=2, default=str))
     in_cache = "huggingface" in folder.parts or "hub" in folder.parts
     if not args.no_card and not in_cache:
-        (folder / "eval_results.json").write_text(json.dumps(evaluation, indent=2, default=str))
-        write_model_card(
-            folder, plugin=plugin, dataset=str(config["dataset"]), config=meta.get("config", {}), evaluation=evaluation
-        )
+        from genkit.io import folder_lock
+
+        with folder_lock(folder, what="model folder"):  # not while a training run writes its model there
+            (folder / "eval_results.json").write_text(json.dumps(evaluation, indent=2, default=str))
+            write_model_card(
+                folder,
+                plugin=plugin,
+                dataset=str(config["dataset"]),
+                config=meta.get("config", {}),
+                evaluation=evaluation,
+            )
 
 
 def cmd_info(args) -> None:
-    from genkit.io import read_metadata, resolve
+    from genkit.io import check_folder, folder_files, read_json, read_metadata, resolve
 
     folder = resolve(args.model)
+    check_folder(folder)
     meta = read_metadata(folder)
     info: dict[str, Any] = {"folder": str(folder), **meta, "files": {}}
-    for f in sorted(folder.rglob("*")):
-        if f.is_file() and ".cache" not in f.parts:
-            info["files"][f.relative_to(folder).as_posix()] = f.stat().st_size
+    for rel, file in folder_files(folder):
+        if not rel.startswith(".cache/"):
+            info["files"][rel] = file.stat().st_size
     results = folder / "eval_results.json"
     if results.exists():
-        info["evaluation"] = json.loads(results.read_text())
+        info["evaluation"] = read_json(results)
     print(json.dumps(info, indent=2, default=str))
 
 
 def cmd_push(args) -> None:
     from genkit.io import check_folder, push_to_hub, read_metadata
 
-    read_metadata(args.model)
     check_folder(args.model)
+    read_metadata(args.model)
     plan = push_to_hub(args.model, args.repo_id, private=args.private, dry_run=args.dry_run)
     if args.dry_run:
         print(
@@ -437,8 +462,29 @@ def cmd_check_plugin(args) -> int:
     return 0
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a job scheduler, a notebook's stop button) unwinds like Ctrl-C: staged writes are removed."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():  # signal handlers live in the main thread only
+        return _main(argv)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return _main(argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str]) -> int:
     try:
         plugin, model = _plugin_for(argv) if argv else (None, None)
         parser = build_parser(plugin, argv[0] if argv else None)
@@ -467,9 +513,10 @@ def main(argv: list[str] | None = None) -> int:
         where = f": {exc.filename}" if exc.filename else ""
         print(f"genkit: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("genkit: interrupted; continue a training run with --resume latest", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        how, code = ("terminated (SIGTERM)", 143) if isinstance(exc, _Terminated) else ("interrupted", 130)
+        print(f"genkit: {how}; continue a training run with --resume latest", file=sys.stderr)
+        return code
     return 0
 
 

@@ -12,6 +12,7 @@ import glob
 import math
 import os
 import sysconfig
+from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
@@ -21,6 +22,7 @@ from PIL import Image, ImageDraw, ImageOps
 
 from genkit.datatypes import DataInfo, PreparedData
 from genkit.errors import ConfigError, DataError
+from genkit.images import pil_to_tensor, tensor_to_pil, to_mode
 
 __all__ = [
     "BUILTIN_SOURCES",
@@ -67,7 +69,7 @@ _FILE_BUILDERS = {
     ".json": "json",
     ".jsonl": "json",
 }
-_GRAYSCALE_MODES = {"1", "L", "LA", "I", "I;16", "F"}
+_GRAYSCALE_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 _TEXT_COLUMN_NAMES = ("text", "content", "sentence")
 _LABEL_COLUMN_NAMES = ("label", "labels", "class")
 _SUPERSAMPLE = 4  # shapes are drawn 4x larger, then box-filtered down: antialiased edges
@@ -611,6 +613,72 @@ def stored_size(config: dict) -> int:
     return size + max(1, round(size / 8)) if config.get("random_crop") else size
 
 
+@dataclass(frozen=True)
+class Framing:
+    """How each image is decoded: the side it is stored at, centre crop or squash, the colour transparency becomes,
+    and the folders an image file named by path may be read from (None: anywhere)."""
+
+    size: int
+    center_crop: bool = True
+    background: str = "white"
+    roots: tuple[Path, ...] | None = None
+
+
+def framing(config: dict) -> Framing:
+    return Framing(
+        size=stored_size(config),
+        center_crop=bool(config.get("center_crop", True)),
+        background=str(config.get("background") or "white"),
+        roots=image_roots(config),
+    )
+
+
+def image_roots(config: dict) -> tuple[Path, ...] | None:
+    """Where image files named by path may be: inside the dataset's own folder (a local folder, or the folder of a
+    parquet/arrow/CSV file), in the Hugging Face caches for a Hub dataset, and in ``--image-root``. A table row
+    ``{"path": "/etc/shadow"}`` must not make genkit open a file elsewhere. None for data handed over in memory."""
+    source = str(config["dataset"])
+    if source == IN_MEMORY:
+        return None
+    roots = []
+    if source in BUILTIN_SOURCES:
+        pass
+    elif "," in source or glob.has_magic(source) or os.path.exists(source):
+        for piece in source.split(","):
+            path = Path(piece).expanduser()
+            while glob.has_magic(str(path)):
+                path = path.parent
+            roots.append(path if path.is_dir() else path.parent)
+    else:  # a Hub dataset: its files are downloaded into the caches
+        from huggingface_hub import constants
+
+        roots += [Path(datasets.config.HF_DATASETS_CACHE), Path(constants.HF_HUB_CACHE)]
+    if config.get("image_root"):
+        roots.append(Path(config["image_root"]).expanduser())
+    return tuple(root.resolve() for root in roots)
+
+
+def _open_image(item: dict, framing: Framing) -> Image.Image:
+    """The image of an undecoded row: its bytes, or the file its path names when that file is inside
+    ``framing.roots`` (else a DataError that says nothing of the file: not even whether it exists)."""
+    import io
+
+    if item.get("bytes"):
+        return Image.open(io.BytesIO(item["bytes"]))
+    path = item.get("path")
+    if not path:
+        raise ValueError("the row holds neither image bytes nor a path")
+    if framing.roots is not None:
+        real = Path(os.path.realpath(path))
+        if not any(real == root or root in real.parents for root in framing.roots):
+            where = ", ".join(map(str, framing.roots)) or "none"
+            raise DataError(
+                f"image path {path!r} is outside the dataset's folder ({where}); genkit reads image files only "
+                "there: pass --image-root DIR to allow another folder"
+            )
+    return Image.open(path)
+
+
 def centre_window(pixels: torch.Tensor, size: int) -> torch.Tensor:
     """The centre ``size`` x ``size`` window of (..., H, W) images."""
     top, left = (pixels.shape[-2] - size) // 2, (pixels.shape[-1] - size) // 2
@@ -654,7 +722,6 @@ def prepare_images(splits: datasets.DatasetDict, config: dict) -> PreparedData:
 
         return prepare_streamed_images(splits, config)
     source = str(config["dataset"])
-    size, center = stored_size(config), bool(config.get("center_crop", True))
     skip = bool(config.get("skip_bad_images"))
     label_feature = splits["train"].features.get("label")
     key = _image_cache_key(splits, config)
@@ -663,8 +730,9 @@ def prepare_images(splits: datasets.DatasetDict, config: dict) -> PreparedData:
         arrays, kept, channels = _read_image_cache(folder)
     else:  # decode: the images' bytes or paths, not yet decoded
         raws = {n: splits[n].cast_column("image", datasets.Image(decode=False))["image"] for n in ("train", "test")}
-        channels = resolve_channels(config.get("channels"), (item for raw in raws.values() for item in raw))
-        arrays, kept = _decode_splits(raws, source, skip, (size, center), channels, folder)
+        frame = framing(config)
+        channels = resolve_channels(config.get("channels"), (item for raw in raws.values() for item in raw), frame)
+        arrays, kept = _decode_splits(raws, source, skip, frame, channels, folder)
     labels = None
     if label_feature is not None:
         labels = {n: np.asarray(splits[n]["label"], dtype=np.int64)[np.asarray(kept[n], dtype=np.int64)] for n in kept}
@@ -766,11 +834,11 @@ def prepare_cached_folder(config: dict, index: Path | None) -> PreparedData | No
     return _prepared_images(config, arrays, labels, channels, meta["class_names"])
 
 
-def resolve_channels(channels: int | None, items) -> int:
+def resolve_channels(channels: int | None, items, framing: Framing) -> int:
     """``channels`` as given, or the data's own when None: 1 when every image of ``items`` (undecoded ``{"bytes",
     "path"}`` dicts) is grayscale, else 3."""
     if channels is None:
-        modes = {_image_mode(item) for item in items} - {""}  # "": unreadable, reported when decoded
+        modes = {_image_mode(item, framing) for item in items} - {""}  # "": unreadable, reported when decoded
         channels = 1 if modes <= _GRAYSCALE_MODES else 3
     if channels not in (1, 3):
         raise ConfigError(f"channels must be 1 or 3 (or None for the data's own), not {channels!r}")
@@ -788,7 +856,7 @@ def image_info(config: dict, channels: int, class_names: list[str] | None) -> Da
     )
 
 
-_CACHE_VERSION = 1  # bump when the decoding below changes what a cached array holds
+_CACHE_VERSION = 2  # bump when the decoding below changes what a cached array holds (2: deep images, transparency)
 
 
 def _image_cache_key(splits: datasets.DatasetDict, config: dict) -> str | None:
@@ -809,6 +877,7 @@ def _preprocessing(config: dict) -> dict:
         "channels": config.get("channels"),
         "stored_size": stored_size(config),
         "center_crop": bool(config.get("center_crop", True)),
+        "background": str(config.get("background") or "white"),
         "skip_bad_images": bool(config.get("skip_bad_images")),
     }
 
@@ -869,15 +938,15 @@ class CachedRows:
             os.close(self._fd)
 
 
-def _decode_splits(raws: dict, source: str, skip: bool, framing: tuple[int, bool], channels: int, folder: Path | None):
-    """Decode both splits into uint8 arrays (N, C, S, S), ``framing`` = (S, centre crop): files written
+def _decode_splits(raws: dict, source: str, skip: bool, framing: Framing, channels: int, folder: Path | None):
+    """Decode both splits into uint8 arrays (N, C, S, S) framed as ``framing`` says: files written
     into ``folder`` (through a temporary sibling renamed into place, so a crashed build is never read), or in memory
     when ``folder`` is None."""
     import json
 
     from genkit.io import staged_folder
 
-    size = framing[0]
+    size = framing.size
     if folder is None:
         arrays, kept = {}, {}
         for name, raw in raws.items():
@@ -898,18 +967,16 @@ def _decode_splits(raws: dict, source: str, skip: bool, framing: tuple[int, bool
     return arrays, kept
 
 
-def _image_mode(item: dict) -> str:
+def _image_mode(item: dict, framing: Framing) -> str:
     """An image's PIL mode from its header (no decoding); "" for a file that cannot be opened (reported later)."""
-    import io
-
     try:
-        with Image.open(io.BytesIO(item["bytes"]) if item.get("bytes") else item["path"]) as im:
+        with _open_image(item, framing) as im:
             return im.mode
     except (OSError, ValueError, Image.DecompressionBombError):
         return ""
 
 
-def _decode_into(raw, source: str, skip_bad: bool, framing: tuple[int, bool], channels: int, out) -> list[int]:
+def _decode_into(raw, source: str, skip_bad: bool, framing: Framing, channels: int, out) -> list[int]:
     """Decode, convert, crop and resize each image into the next row of ``out``; returns the rows kept. An
     unreadable image is named (file and row), or skipped with a warning under ``--skip-bad-images``."""
     import warnings
@@ -933,17 +1000,18 @@ def _decode_into(raw, source: str, skip_bad: bool, framing: tuple[int, bool], ch
     return kept
 
 
-def decode_image(item: dict, row: str, source: str, skip_bad: bool, framing: tuple[int, bool], channels: int):
-    """(C, S, S) uint8 of one undecoded image (``{"bytes", "path"}``), ``framing`` = (S, centre crop); None for an
-    unreadable one under ``skip_bad``, else a DataError naming it (its file, or ``row``)."""
-    import io
-
+def decode_image(item: dict, row: str, source: str, skip_bad: bool, framing: Framing, channels: int):
+    """(C, S, S) uint8 of one undecoded image (``{"bytes", "path"}``), framed as ``framing`` says; None for an
+    unreadable one under ``skip_bad``, else a DataError naming it (its file, or ``row``). A path outside the
+    dataset's folders is an error even under ``skip_bad``."""
     try:
-        with Image.open(io.BytesIO(item["bytes"]) if item.get("bytes") else item["path"]) as im:
+        with _open_image(item, framing) as im:
             im.load()
             if im.width == 0 or im.height == 0:
                 raise ValueError("the image is empty (0 pixels)")
-            pixels = _to_uint8(im, framing[0], "L" if channels == 1 else "RGB", framing[1])
+            pixels = _to_uint8(
+                im, framing.size, "L" if channels == 1 else "RGB", framing.center_crop, framing.background
+            )
             return np.ascontiguousarray(pixels.transpose(2, 0, 1))
     except (OSError, ValueError, Image.DecompressionBombError) as err:
         if skip_bad:
@@ -954,35 +1022,21 @@ def decode_image(item: dict, row: str, source: str, skip_bad: bool, framing: tup
         ) from None
 
 
-def _to_uint8(im: Image.Image, size: int, mode: str, center_crop: bool = True) -> np.ndarray:
-    """(S, S, C) uint8 of one image: converted to ``mode``, centre-cropped to a square (or, without ``center_crop``,
-    squashed to one), resized (antialiased)."""
-    im = im.convert(mode)
+def _to_uint8(
+    im: Image.Image, size: int, mode: str, center_crop: bool = True, background: str = "white"
+) -> np.ndarray:
+    """(S, S, C) uint8 of one image: converted to ``mode`` (``genkit.images.to_mode``: deep images scaled,
+    transparency on ``background``), centre-cropped to a square (or, without ``center_crop``, squashed to one),
+    resized (antialiased)."""
+    im = to_mode(im, mode, background)
     if im.size != (size, size):
         im = ImageOps.fit(im, (size, size), Image.BILINEAR) if center_crop else im.resize((size, size), Image.BILINEAR)
     return np.asarray(im, dtype=np.uint8).reshape(size, size, 1 if mode == "L" else 3)
 
 
-def _images_to_uint8(images: list[Image.Image], image_size: int, channels: int) -> torch.Tensor:
-    mode = "L" if channels == 1 else "RGB"
-    arrays = [_to_uint8(im, image_size, mode) for im in images]
-    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
-
-
 def images_to_tensor(pil_images: list[Image.Image], image_size: int, channels: int) -> torch.Tensor:
     """PIL images -> float32 tensor (N, C, S, S) in [-1, 1], centre-cropped to a square and resized to S."""
-    return _images_to_uint8(pil_images, image_size, channels).float() / 127.5 - 1
-
-
-def tensor_to_pil(t: torch.Tensor) -> list[Image.Image]:
-    """Inverse of ``images_to_tensor``: (N, C, H, W) or (C, H, W) in [-1, 1] -> PIL images ("L" or "RGB")."""
-    if t.dim() == 3:
-        t = t.unsqueeze(0)
-    pixels = ((t.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    arrays = pixels.permute(0, 2, 3, 1).numpy()
-    if arrays.shape[-1] == 1:
-        return [Image.fromarray(a[..., 0], mode="L") for a in arrays]
-    return [Image.fromarray(a, mode="RGB") for a in arrays]
+    return pil_to_tensor(pil_images, image_size, channels)
 
 
 def make_grid(images: list[Image.Image], nrow: int | None = None) -> Image.Image:

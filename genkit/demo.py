@@ -7,6 +7,7 @@ model's data, and one queue that caps how many model calls run at once, whatever
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -33,6 +34,7 @@ __all__ = [
     "enable_queue",
     "enlarge",
     "image_grid",
+    "image_input",
     "image_output",
     "image_strip",
     "launch",
@@ -84,6 +86,44 @@ def require_image(image: PIL.Image.Image | None, name: str) -> PIL.Image.Image:
     if image is None:
         raise gr.Error(f"upload an image for {name!r} first")
     return image
+
+
+# Uploads larger than this are refused before they are decoded (8,000 x 5,000; the models take 8-256 px images).
+MAX_UPLOAD_PIXELS = 40_000_000
+
+
+def _checked_upload(component: gr.Image, payload):
+    """``gr.Image.preprocess`` with the upload checked first: a file that is not an image, a truncated one, or one
+    over ``MAX_UPLOAD_PIXELS`` (a decompression bomb) is one clear message in the browser, and nothing is printed in
+    the server's log."""
+    import warnings
+
+    try:
+        if payload is not None and payload.path:
+            with PIL.Image.open(payload.path) as header:  # the header alone: the size before any decoding
+                width, height = header.size
+            if width * height > MAX_UPLOAD_PIXELS:
+                raise ValueError(f"{width} x {height} pixels, more than the {MAX_UPLOAD_PIXELS:,} this demo takes")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
+            image = gr.Image.preprocess(component, payload)
+            if isinstance(image, PIL.Image.Image):
+                image.load()  # a truncated file fails here, not in the model
+    except (OSError, ValueError, SyntaxError, PIL.Image.DecompressionBombError) as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise gr.Error(
+            f"could not use the upload as an image ({reason}); upload a PNG or JPEG", print_exception=False
+        ) from None
+    return image
+
+
+def image_input(label: str, **kwargs) -> gr.Image:
+    """An upload field for one image, any mode (the pipeline converts it as it converts training data), checked as
+    ``_checked_upload`` says. The check is set on the instance: gradio writes a ``.pyi`` file beside the module of
+    any subclass of a component, which an installed package must not do."""
+    component = gr.Image(label=label, type="pil", image_mode=None, **kwargs)
+    component.preprocess = functools.partial(_checked_upload, component)
+    return component
 
 
 # ---- classes -----------------------------------------------------------------------------------------------------

@@ -23,10 +23,12 @@ from safetensors.torch import load_file, save_file
 from scipy import linalg
 from torch import nn
 
+from genkit.errors import TrainingError
 from genkit.io import staged_folder
 
 __all__ = [
     "FeatureNet",
+    "check_finite",
     "class_accuracy",
     "class_coverage",
     "class_entropy",
@@ -72,6 +74,17 @@ class FeatureNet(nn.Module):
 
 
 # ---- feature network: fit once per training set, then load from the cache -------------------------------------------
+
+
+def check_finite(evaluation: dict[str, Any]) -> None:
+    """Refuse an evaluation with a NaN or infinite metric before it reaches eval_results.json or a model card: such a
+    number says the model is broken, not how good it is."""
+    bad = [k for k, v in evaluation.get("metrics", {}).items() if isinstance(v, float) and not math.isfinite(v)]
+    if bad:
+        raise TrainingError(
+            f"evaluation gave {evaluation['metrics'][bad[0]]} for {', '.join(bad)}: the model's outputs are not "
+            "finite (diverged or broken weights); nothing was written"
+        )
 
 
 def _stack(dataset: torch.utils.data.Dataset, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -313,6 +326,8 @@ def evaluate_images(
     """
     if sample_labels is not None and num_classes is None:
         raise ValueError("sample_labels need num_classes: class accuracy uses the domain classifier")
+    samples = samples.detach().float().cpu()  # generated on any device; measured on the CPU
+    sample_labels = None if sample_labels is None else sample_labels.cpu()
     train_images, train_labels = _stack(train, MAX_TRAIN_IMAGES)
     real_images, real_labels = _stack(real)
     for name, shape in (("samples", samples.shape[1:]), ("real images", real_images.shape[1:])):

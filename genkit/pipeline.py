@@ -13,6 +13,7 @@ imports a file from the folder; it also refuses pickle and names the file and fi
 from __future__ import annotations
 
 import ast
+import importlib
 import inspect
 import json
 import sys
@@ -24,11 +25,33 @@ from diffusers import DiffusionPipeline
 from genkit.errors import ConfigError
 from genkit.io import already_checked, check_folder, component_classes, resolve, validate_pipeline_folder
 
-__all__ = ["EXPORT_MARK", "GenkitPipeline", "genkit_free_source"]
+__all__ = ["EXPORT_MARK", "GenkitPipeline", "default_device", "genkit_free_source", "to_device"]
 
 # A source line ending in this comment is replaced, in shipped copies, by the text after it: e.g.
 # `from genkit.pipeline import GenkitPipeline  # export: from diffusers import DiffusionPipeline as GenkitPipeline`.
 EXPORT_MARK = "# export: "
+# genkit modules that import no genkit themselves and travel with every pipeline's code: a pipeline file imports them
+# as usual (`from genkit.images import to_mode`), and its shipped copy imports the copy beside it (`from .images ...`).
+SHIPPED_MODULES = ("genkit.images",)
+
+
+def default_device() -> str:
+    """Where genkit samples and evaluates a loaded model: the GPU when there is one (as training uses it)."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def to_device(pipeline, device):
+    """``pipeline`` with its weights on ``device``: a diffusers pipeline moves itself, a transformers pipeline moves
+    its model and then reads inputs onto that device."""
+    import torch
+
+    if hasattr(pipeline, "components"):
+        return pipeline.to(device)
+    pipeline.model.to(device)
+    pipeline.device = torch.device(device)
+    return pipeline
 
 
 def genkit_free_source(file: str | Path) -> str:
@@ -36,6 +59,8 @@ def genkit_free_source(file: str | Path) -> str:
     file = Path(file)
     lines = []
     for line in file.read_text().splitlines(keepends=True):
+        for module in SHIPPED_MODULES:  # shipped beside the file: imported relatively there
+            line = line.replace(f"from {module} import ", f"from .{module.rsplit('.', 1)[1]} import ")
         if EXPORT_MARK in line:
             indent = line[: len(line) - len(line.lstrip())]
             line = indent + line.split(EXPORT_MARK, 1)[1].strip() + "\n"
@@ -82,6 +107,9 @@ class GenkitPipeline(DiffusionPipeline):
             )
             return
         (folder / pipeline_file.name).write_text(sources[pipeline_file])
+        for module in SHIPPED_MODULES:  # beside the pipeline, where its relative imports find them
+            module_file = Path(importlib.import_module(module).__file__)
+            (folder / module_file.name).write_text(genkit_free_source(module_file))
         index["_class_name"] = [pipeline_file.stem, type(self).__name__]
         for name, module_file in modules.items():
             (folder / name / module_file.name).write_text(sources[module_file])  # where diffusers looks for it

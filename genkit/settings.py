@@ -38,6 +38,9 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "num_samples": None,  # size of generated datasets (shapes)
     "test_fraction": 0.1,
     "image_column": None,
+    # A folder that image files named by path in a table (parquet, CSV, a Hub dataset's rows) may also be read from;
+    # by default only the dataset's own folder (or, for a Hub dataset, the Hugging Face caches) is.
+    "image_root": None,
     "label_column": None,
     "text_column": None,
     # Horizontal flips of training images, drawn per batch (evaluation never sees them). None: on for the user's
@@ -49,6 +52,8 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     # Train on a random image_size window of each image, stored at 9/8 of image_size (evaluation and the metrics see
     # the centre window). Off by default: it zooms in by 8/9, which changes what the model learns to draw.
     "random_crop": False,
+    # What transparent pixels (RGBA, LA, palette images with a transparent colour) become: "white" or "black".
+    "background": "white",
     # Read the dataset as a stream (datasets' IterableDataset) instead of downloading and caching it whole: for
     # Hub datasets larger than the disk; batches are decoded as they are drawn and resume at the same example.
     "streaming": False,

@@ -140,7 +140,7 @@ def _write_space(
     import gradio
     from huggingface_hub import SpaceCard
 
-    from genkit.io import upload_plan
+    from genkit.io import shared_files
 
     # The model is a Hub repo when named by --hub-id, or when MODEL itself was a repo id rather than a folder.
     repo_id = hub_id or (None if Path(model).expanduser().is_dir() else str(model))
@@ -151,9 +151,9 @@ def _write_space(
     if hub_id:
         app = app.replace(MODEL_LINE, f"MODEL = {hub_id!r}  # set by genkit space build --hub-id\n")
     else:
-        for rel, _ in upload_plan(folder):
+        for rel, file in shared_files(folder):  # links out of the folder and special files are refused
             (out / MODEL_DIR / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(folder / rel, out / MODEL_DIR / rel)
+            shutil.copyfile(file, out / MODEL_DIR / rel)
     (out / APP_FILE).write_text(app)
 
     dists = _bundle_code(plugin.name, out)

@@ -28,7 +28,7 @@ DECODE_CHUNK = 64  # images handed to the decoding threads at once
 def prepare_streamed_images(splits: datasets.IterableDatasetDict, config: dict) -> PreparedData:
     """The streamed counterpart of ``genkit.data.prepare_images``: the train split stays a stream
     (``StreamingImages``), the (small) test split is decoded into memory."""
-    from genkit.data import ImageTensorDataset, image_info, resolve_channels, stored_size
+    from genkit.data import ImageTensorDataset, framing, image_info, resolve_channels, stored_size
 
     source = str(config["dataset"])
     raw = {name: split.cast_column("image", datasets.Image(decode=False)) for name, split in splits.items()}
@@ -36,13 +36,14 @@ def prepare_streamed_images(splits: datasets.IterableDatasetDict, config: dict) 
     head = [row["image"] for row in _read(itertools.islice(raw["train"], CHANNEL_PEEK), source)]
     if not head:
         raise DataError(f"dataset {source!r} has no rows")
-    channels = resolve_channels(config.get("channels"), head)
+    frame = framing(config)
+    channels = resolve_channels(config.get("channels"), head, frame)
     size = stored_size(config)
     crop = int(config["image_size"]) if size != config["image_size"] else None
     train = StreamingImages(
         raw["train"],
         source=source,
-        framing=(size, bool(config.get("center_crop", True))),
+        framing=frame,
         channels=channels,
         seed=int(config["seed"]),
         shuffle_buffer=int(config["shuffle_buffer"]),
@@ -86,7 +87,7 @@ class StreamingImages(torch.utils.data.IterableDataset):
         stream: datasets.IterableDataset,
         *,
         source: str,
-        framing: tuple[int, bool],
+        framing: tuple,
         channels: int,
         seed: int,
         shuffle_buffer: int,

@@ -10,7 +10,9 @@ import contextlib
 import copy
 import json
 import math
+import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -66,6 +68,8 @@ def resolve_config(plugin, preset: str, overrides: dict[str, Any], init_from: st
     config["plugin"] = plugin.name
     if config["dataset"] is None:
         config["dataset"] = plugin.default_dataset
+    if config["background"] not in ("white", "black"):
+        raise ConfigError(f"--background must be white or black, got {config['background']!r}")
     if config["mixed_precision"] not in (None, "no", "fp16", "bf16"):
         raise ConfigError(f"--mixed-precision must be no, fp16 or bf16, got {config['mixed_precision']!r}")
     check_limits(config, {**TRAINER_LIMITS, **plugin.limits})
@@ -90,8 +94,10 @@ IMAGE_ONLY = (
     "random_flip",
     "center_crop",
     "random_crop",
+    "background",
     "skip_bad_images",
     "image_column",
+    "image_root",
     "label_column",
     "streaming",
 )
@@ -346,32 +352,33 @@ class Trainer:
         ]
         acc.wait_for_everyone()
         if acc.is_main_process:
-            folder = self.output / f"checkpoint-{self.step}"
-            tmp = self.output / f".tmp-checkpoint-{self.step}"
-            tmp.mkdir(parents=True, exist_ok=True)
-            for name, state in models.items():
-                ckpt.save_state_file(tmp / f"model-{name}.safetensors", state)
-            for spec, state, sched in zip(self.specs, optimizers, self.schedulers, strict=True):
-                ckpt.save_tensors_and_json(tmp / f"optimizer-{spec.name}", state)
-                ckpt.save_tensors_and_json(tmp / f"scheduler-{spec.name}", sched.state_dict())
-            for name, ema in self.emas.items():
-                ckpt.save_tensors_and_json(tmp / f"ema-{name}", ema.state_dict())
-            if acc.scaler is not None:
-                ckpt.save_tensors_and_json(tmp / "grad_scaler", acc.scaler.state_dict())
-            ckpt.save_tensors_and_json(tmp / "rng", rng_states)
-            ckpt.save_tensors_and_json(tmp / "carry", self.carry)
-            state = {
-                "step": self.step,
-                "epoch": self.epoch,
-                "batch_in_epoch": self.batch_in_epoch,
-                "num_processes": acc.num_processes,
-                "config": self.config,
-            }
-            # trainer_state.json last: a checkpoint without it is incomplete and is never resumed from.
-            (tmp / "trainer_state.json").write_text(json.dumps(state, indent=2, default=str))
-            if folder.exists():
-                shutil.rmtree(folder)
-            tmp.rename(folder)
+            from genkit.io import staged_folder
+
+            # Written into a hidden sibling and renamed into place: a kill or a full disk leaves the checkpoints as
+            # they were (the sibling is removed on the spot, or by the next run once this process is gone).
+            with (
+                _write_failure(f"checkpoint-{self.step}", self.output),
+                staged_folder(self.output / f"checkpoint-{self.step}") as tmp,
+            ):
+                for name, state in models.items():
+                    ckpt.save_state_file(tmp / f"model-{name}.safetensors", state)
+                for spec, state, sched in zip(self.specs, optimizers, self.schedulers, strict=True):
+                    ckpt.save_tensors_and_json(tmp / f"optimizer-{spec.name}", state)
+                    ckpt.save_tensors_and_json(tmp / f"scheduler-{spec.name}", sched.state_dict())
+                for name, ema in self.emas.items():
+                    ckpt.save_tensors_and_json(tmp / f"ema-{name}", ema.state_dict())
+                if acc.scaler is not None:
+                    ckpt.save_tensors_and_json(tmp / "grad_scaler", acc.scaler.state_dict())
+                ckpt.save_tensors_and_json(tmp / "rng", rng_states)
+                ckpt.save_tensors_and_json(tmp / "carry", self.carry)
+                state = {
+                    "step": self.step,
+                    "epoch": self.epoch,
+                    "batch_in_epoch": self.batch_in_epoch,
+                    "num_processes": acc.num_processes,
+                    "config": self.config,
+                }
+                (tmp / "trainer_state.json").write_text(json.dumps(state, indent=2, default=str))
             ckpt.prune_checkpoints(self.output, self.config["checkpoints_total_limit"])
         self.last_checkpoint = self.output / f"checkpoint-{self.step}"
         acc.wait_for_everyone()
@@ -558,7 +565,8 @@ class Trainer:
                     params = [p for m in spec.modules for p in self.wrapped[m].parameters()]
                     self.sums[f"{spec.name}/grad_norm"] = float(acc.clip_grad_norm_(params, max_norm))
                 opt.step()
-                schedule.step()
+                if not getattr(opt, "step_was_skipped", False):  # fp16: an overflow skipped it; so does the schedule
+                    schedule.step()
                 opt.zero_grad(set_to_none=True)
 
     def _augment_seed(self) -> int:
@@ -615,13 +623,21 @@ class Trainer:
     def pipeline(self):
         return self.plugin.to_pipeline(self.final_modules(), self.data, self.config)
 
+    def _on_device(self, pipeline):
+        """The pipeline on the training device: samples and evaluation run where training ran (a GPU)."""
+        if self.accelerator.device.type == "cpu":
+            return pipeline
+        from genkit.pipeline import to_device
+
+        return to_device(pipeline, self.accelerator.device)
+
     def _write_samples(self, path: Path) -> None:
         modules = self.final_modules()
         if not self.accelerator.is_main_process:
             return
         from genkit.samples import write_samples
 
-        pipeline = self.plugin.to_pipeline(modules, self.data, self.config)
+        pipeline = self._on_device(self.plugin.to_pipeline(modules, self.data, self.config))
         samples = write_samples(self.plugin, pipeline, path, n=int(self.config["num_sample_images"]), seed=0)
         self._log_samples(samples)
 
@@ -636,23 +652,39 @@ class Trainer:
         modules = self.final_modules()
         if not acc.is_main_process:
             return
-        from genkit.card import write_model_card
-        from genkit.io import STAGING_DIR, move_model_into, write_metadata
-        from genkit.samples import write_samples
+        from genkit.io import STAGING_DIR, move_model_into
 
-        # Written beside the old model, then moved over it: a crash now leaves the old model or the new one.
+        # Written beside the old model, then moved over it: a crash now leaves the old model or the new one; a
+        # failure while writing (a full disk, a non-finite metric) leaves no staging behind.
         staging = self.output / STAGING_DIR
         shutil.rmtree(staging, ignore_errors=True)
-        pipeline = self.plugin.to_pipeline(modules, self.data, self.config)
+        try:
+            with _write_failure("the final model", self.output):
+                self._write_model(modules, staging, elapsed)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        move_model_into(staging, self.output)
+
+    def _write_model(self, modules: dict[str, nn.Module], staging: Path, elapsed: float) -> None:
+        """The final model, its metadata, samples, evaluation and card, into ``staging``."""
+        from genkit.card import write_model_card
+        from genkit.io import write_metadata
+        from genkit.metrics import check_finite
+        from genkit.samples import write_samples
+
+        acc, config = self.accelerator, self.config
+        pipeline = self.plugin.to_pipeline(modules, self.data, config)
         self.plugin.save_pipeline(pipeline, staging)
-        info = self.data.info
-        write_metadata(staging, self.plugin.name, data=info.__dict__, config=self.config, train_seconds=elapsed)
+        pipeline = self._on_device(pipeline)
+        write_metadata(staging, self.plugin.name, data=self.data.info.__dict__, config=config, train_seconds=elapsed)
         samples = write_samples(
-            self.plugin, pipeline, sample_file(self.plugin, staging), n=int(self.config["num_sample_images"]), seed=0
+            self.plugin, pipeline, sample_file(self.plugin, staging), n=int(config["num_sample_images"]), seed=0
         )
         self._log_samples(samples)  # the final grid (or texts) reaches every tracker
-        evaluation = self.plugin.evaluate(pipeline, self.data, self.config) if self.config["eval"] else None
+        evaluation = self.plugin.evaluate(pipeline, self.data, config) if config["eval"] else None
         if evaluation:
+            check_finite(evaluation)
             (staging / "eval_results.json").write_text(json.dumps(evaluation, indent=2, default=str))
             acc.print(json.dumps(evaluation["metrics"]))
             numeric = {k: v for k, v in evaluation["metrics"].items() if isinstance(v, (int, float))}
@@ -660,25 +692,109 @@ class Trainer:
         write_model_card(
             staging,
             plugin=self.plugin,
-            dataset=str(self.config["dataset"]),
-            config=self.config,
+            dataset=str(config["dataset"]),
+            config=config,
             evaluation=evaluation,
             repo_or_path=str(self.output),
         )
-        move_model_into(staging, self.output)
+
+
+@contextlib.contextmanager
+def _write_failure(what: str, output: Path):
+    """A write that fails (a full disk, a quota, a file-size limit) becomes one line saying what was kept."""
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except (OSError, SafetensorError) as exc:
+        reason = getattr(exc, "strerror", None) or " ".join(str(exc).split())[:200]
+        raise TrainingError(
+            f"could not write {what} into {output} ({reason}); nothing half-written was left and the earlier "
+            "checkpoints are as they were: free some disk space, then continue with --resume latest"
+        ) from None
 
 
 def run_training(plugin, config: dict[str, Any], *, resume: str | None = None, overwrite: bool = False, dataset=None):
     """Train into ``config["output"]`` after checking that the folder may be written (``genkit train`` and
-    ``genkit.train`` both come here); returns the output folder."""
+    ``genkit.train`` both come here); returns the output folder.
+
+    The main process holds the folder's lock for the whole run, so a second run into the same folder stops at once
+    with a line naming the first. ``overwrite`` starts afresh: an earlier run's files are set aside in
+    ``.previous-run`` (never mixed with the new run's checkpoints) and deleted once the new model is saved.
+    """
     from genkit.checkpoint import is_run_folder, list_checkpoints
+    from genkit.io import folder_lock
     from genkit.validation import check_output_folder
 
-    output = config["output"]
-    check_output_folder(output, own=is_run_folder(output), overwrite=overwrite)
+    output = Path(config["output"])
+    own = is_run_folder(output)
+    check_output_folder(output, own=own, overwrite=overwrite)
+    _check_not_inside_dataset(output, config["dataset"])
+    if resume and overwrite:
+        raise ConfigError("--resume continues a run and --overwrite starts afresh; give one of them")
     if list_checkpoints(output) and not resume and not overwrite:
         raise GenkitError(
             f"{output} already holds checkpoints of a run; continue it with --resume latest, "
             f"or pass --overwrite (or another --output) to start afresh"
         )
-    return Trainer(plugin, config, resume=resume, dataset=dataset).train()
+    if int(os.environ.get("RANK", "0")) != 0:  # the main process locks and writes; the others only train
+        return Trainer(plugin, config, resume=resume, dataset=dataset).train()
+    with folder_lock(output):
+        set_aside = overwrite and own and _set_aside(output)
+        try:
+            folder = Trainer(plugin, config, resume=resume, dataset=dataset).train()
+        except BaseException:
+            if set_aside and not list_checkpoints(output):  # the new run saved nothing: the earlier one comes back
+                _restore(output)
+            raise
+        shutil.rmtree(output / PREVIOUS_RUN, ignore_errors=True)
+    return folder
+
+
+PREVIOUS_RUN = ".previous-run"  # where --overwrite moves an earlier run until the new one has saved its model
+
+
+def _set_aside(output: Path) -> bool:
+    """Move everything of an earlier run in ``output`` (model, checkpoints, logs, samples) into ``.previous-run``;
+    False when there was nothing to move."""
+    from genkit.io import LOCK_FILE
+
+    entries = [p for p in output.iterdir() if p.name not in (LOCK_FILE, PREVIOUS_RUN)]
+    if not entries:
+        return False
+    previous = output / PREVIOUS_RUN
+    shutil.rmtree(previous, ignore_errors=True)
+    previous.mkdir()
+    for entry in entries:
+        entry.rename(previous / entry.name)
+    print(
+        f"--overwrite: the earlier run in {output} was moved to {previous}; it is deleted once this run has saved "
+        "its model",
+        file=sys.stderr,
+    )
+    return True
+
+
+def _restore(output: Path) -> None:
+    """Undo ``_set_aside`` after a new run that failed before its first checkpoint (its logs and samples go)."""
+    from genkit.io import LOCK_FILE
+
+    for entry in output.iterdir():
+        if entry.name not in (LOCK_FILE, PREVIOUS_RUN):
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    previous = output / PREVIOUS_RUN
+    for entry in previous.iterdir():
+        entry.rename(output / entry.name)
+    previous.rmdir()
+
+
+def _check_not_inside_dataset(output: Path, dataset) -> None:
+    """A model written inside the image folder it trains on would be read back as data by the next run."""
+    source = Path(str(dataset)).expanduser()
+    if isinstance(dataset, (str, os.PathLike)) and source.is_dir():
+        source, out = source.resolve(), output.expanduser().resolve()
+        if out == source or source in out.parents:
+            raise ConfigError(
+                f"--output {str(output)!r} is inside --dataset {str(dataset)!r}: the next run would read the "
+                "model's own files as data; choose an output folder outside the dataset"
+            )

@@ -41,6 +41,26 @@ def run_card_usage(model: Path) -> dict:
     return namespace
 
 
+class RecordingHfApi:
+    """Stands in for huggingface_hub.HfApi (the Hub is unreachable here): records every call, and what a folder
+    upload holds at the moment it would be sent ({path in repo: bytes})."""
+
+    calls: list = []  # every instance's calls, for code that makes its own HfApi()
+
+    def __init__(self, *args, **kwargs):
+        RecordingHfApi.calls = self.calls = []
+
+    def create_repo(self, repo_id, **kwargs):
+        self.calls.append(("create_repo", repo_id, kwargs))
+        kind = "spaces/" if kwargs.get("repo_type") == "space" else ""
+        return f"https://huggingface.co/{kind}{repo_id}"
+
+    def upload_folder(self, **kwargs):
+        folder = Path(kwargs["folder_path"])
+        kwargs["sent"] = {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+        self.calls.append(("upload_folder", kwargs["repo_id"], kwargs))
+
+
 def free_port() -> int:
     """A free TCP port on the loopback, for a two-process run's rendezvous."""
     import socket

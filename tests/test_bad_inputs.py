@@ -304,8 +304,76 @@ def checkpoint_truncated(m: Path) -> None:
     w.write_bytes(w.read_bytes()[: len(w.read_bytes()) // 2])
 
 
+def _header(header, data: bytes = b"") -> bytes:
+    raw = header if isinstance(header, bytes) else json.dumps(header).encode()
+    return struct.pack("<Q", len(raw)) + raw + data
+
+
+def replace_weights(content: bytes):
+    return lambda m: _weights(m, "vae").write_bytes(content)
+
+
+def edit_tensors(m: Path, change) -> None:
+    """Rewrite the VAE's weights with ``change(name, tensor)`` applied to every tensor (a real safetensors file)."""
+    from safetensors.torch import load_file, save_file
+
+    w = _weights(m, "vae")
+    save_file({k: change(k, v) for k, v in load_file(w).items()}, w)
+
+
+def nan_weight(m: Path) -> None:
+    edit_tensors(m, lambda k, v: torch.full_like(v, math.nan) if k == "to_moments.bias" else v)
+
+
+def int8_weight(m: Path) -> None:
+    edit_tensors(m, lambda k, v: v.to(torch.int8) if k == "to_moments.weight" else v)
+
+
+def deeply_nested(path: Path) -> None:
+    path.write_text("[" * 100_000 + "]" * 100_000)
+
+
+def checkpoint_state_deep(m: Path) -> None:
+    newest = sorted(m.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))[-1]
+    deeply_nested(newest / "trainer_state.json")
+
+
+ST = "diffusion_pytorch_model.safetensors"
 FOLDER_CASES = [
     # (id, damage, command (with {m} = the damaged copy), message)
+    ("st-header-list", replace_weights(_header(["a"])), ["sample", "{m}"], f"{ST}: truncated or corrupt"),
+    (
+        "st-no-offsets",
+        replace_weights(_header({"a": {"dtype": "F32", "shape": [3]}}, b"\0" * 12)),
+        ["sample", "{m}"],
+        "data_offsets",
+    ),
+    (
+        "st-string-offsets",
+        replace_weights(_header({"a": {"dtype": "F32", "shape": [3], "data_offsets": ["0", "12"]}}, b"\0" * 12)),
+        ["sample", "{m}"],
+        "truncated or corrupt",
+    ),
+    ("st-header-2-40", replace_weights(struct.pack("<Q", 2**40) + b"{}"), ["sample", "{m}"], "header too large"),
+    ("weights-nan", nan_weight, ["sample", "{m}"], "tensor 'to_moments.bias' holds NaN"),
+    ("weights-int8", int8_weight, ["sample", "{m}"], "'to_moments.weight' is stored as I8"),
+    ("config-1e30", lambda m: _edit_json(m / "vae" / "config.json", latent_dim=1e30), ["sample", "{m}"], "int"),
+    ("config-null", lambda m: _edit_json(m / "vae" / "config.json", latent_dim=None), ["sample", "{m}"], "is null"),
+    (
+        "config-negative-size",
+        lambda m: _edit_json(m / "vae" / "config.json", image_size=-8),
+        ["sample", "{m}"],
+        "image_size must be an integer in [1, 1024]",
+    ),
+    ("config-nested", lambda m: deeply_nested(m / "vae" / "config.json"), ["sample", "{m}"], "nested too deeply"),
+    ("meta-list", lambda m: (m / "genkit.json").write_text("[]"), ["sample", "{m}"], "expected a JSON object"),
+    (
+        "index-names-a-function",
+        lambda m: _edit_json(m / "model_index.json", vae=["diffusers.utils", "make_image_grid"]),
+        ["sample", "{m}"],
+        "not a model or scheduler class",
+    ),
+    ("resume-deep-state", checkpoint_state_deep, [*T, "--output", "{m}", "--resume", "latest"], "nested too deeply"),
     ("library-not-allowed", evil_library, ["eval", "{m}", "--no-card"], "does not import"),
     ("library-not-allowed-load", evil_library, ["sample", "{m}", "--out", "{work}/s.png"], "does not import"),
     ("library-os", lambda m: _edit_json(m / "model_index.json", vae=["os", "system"]), ["sample", "{m}"], "'os'"),
@@ -341,13 +409,65 @@ def test_damaged_model_folder(damage, argv, expected, models, work, capsys):
     assert not (m.parent / "PWNED").exists() and not (work / "PWNED").exists(), line
 
 
+def _edit_tokenizer(m: Path, change) -> None:
+    spec = json.loads((m / "tokenizer.json").read_text())
+    change(spec)
+    (m / "tokenizer.json").write_text(json.dumps(spec))
+
+
 LSTM_CASES = [
+    (
+        "tokenizer-without-unk",
+        lambda m: _edit_tokenizer(m, lambda t: t["model"]["vocab"].pop("<unk>")),
+        "unk_token ('<unk>') is in its vocabulary",
+    ),
+    (
+        # a catastrophic-backtracking pattern: Oniguruma gives up (retry-limit-in-match) on ordinary text
+        "tokenizer-evil-split",
+        lambda m: _edit_tokenizer(m, lambda t: t["pre_tokenizer"]["pattern"].update(Regex="(a|a?)+$")),
+        "pre-tokenizer is not one of genkit's",
+    ),
+    ("config-null", lambda m: _edit_json(m / "config.json", hidden_size=None), "is null"),
+    ("config-nested", lambda m: deeply_nested(m / "config.json"), "nested too deeply"),
     ("tokenizer-not-json", lambda m: (m / "tokenizer.json").write_text("{"), "tokenizer.json"),
     ("tokenizer-missing", lambda m: (m / "tokenizer.json").unlink(), "tokenizer"),
     ("config-vocab-disagrees", lambda m: _edit_json(m / "config.json", vocab_size=5), "'embeddings.weight' has shape"),
     ("config-not-json", lambda m: (m / "config.json").write_text("]"), "config.json"),
     ("config-model-type", lambda m: _edit_json(m / "config.json", model_type="gpt2"), "model_type"),
 ]
+
+
+def _edit_component(name: str, file: str, **changes):
+    return lambda m: _edit_json(m / name / file, **changes)
+
+
+SCHED = "scheduler_config.json"
+DDPM_CASES = [
+    # (id, damage of a DDPM folder, message): the scheduler's and UNet's configs are checked before anything is built
+    ("timesteps-1e9", _edit_component("scheduler", "scheduler_config.json", num_train_timesteps=1e9), "int"),
+    (
+        "timesteps-huge",
+        _edit_component("scheduler", "scheduler_config.json", num_train_timesteps=10**9),
+        "num_train_timesteps must be an integer in [1, 100000]",
+    ),
+    (
+        "timesteps-negative",
+        _edit_component("scheduler", "scheduler_config.json", num_train_timesteps=-5),
+        "[1, 100000]",
+    ),
+    ("beta-end-nan", _edit_component("scheduler", "scheduler_config.json", beta_end=math.nan), "beta_end"),
+    ("beta-schedule-unknown", _edit_component("scheduler", "scheduler_config.json", beta_schedule="zigzag"), "zigzag"),
+    ("unet-sample-size", _edit_component("unet", "config.json", sample_size=100_000), "sample_size must be"),
+    ("unet-channels-null", _edit_component("unet", "config.json", in_channels=None), "is null"),
+]
+
+
+@pytest.mark.parametrize("damage, expected", [c[1:] for c in DDPM_CASES], ids=[c[0] for c in DDPM_CASES])
+def test_damaged_ddpm_folder(damage, expected, models, work, capsys):
+    m = work / "ddpm-copy"
+    shutil.copytree(models["ddpm"], m, ignore=shutil.ignore_patterns("checkpoint-*"))
+    damage(m)
+    run_bad(["sample", str(m), "--out", str(work / "s.png")], expected, capsys, [work, models["ddpm"]])
 
 
 @pytest.mark.parametrize("damage, expected", [c[1:] for c in LSTM_CASES], ids=[c[0] for c in LSTM_CASES])
@@ -375,6 +495,18 @@ def _ddpm(models):
     import genkit
 
     return genkit.load(models["ddpm"])
+
+
+def _genkit():
+    import genkit
+
+    return genkit
+
+
+def _dcgan(models):
+    import genkit
+
+    return genkit.load(models["dcgan"])
 
 
 def _plugin(name):
@@ -420,6 +552,61 @@ PY_CASES = [
     ("ddpm-call-huge", lambda m: _ddpm(m)(10**7), ValueError, "batch_size"),
     ("ddpm-sample-zero", lambda m: _plugin("ddpm").sample(_ddpm(m), 0), GenkitError, "n must"),
     ("load-missing", lambda m: __import__("genkit").load("/nonexistent/model"), GenkitError, "no model folder"),
+    ("load-none", lambda m: __import__("genkit").load(None), GenkitError, "a str or path"),
+    ("load-int", lambda m: __import__("genkit").load(5), GenkitError, "a str or path"),
+    ("load-bytes", lambda m: __import__("genkit").load(b"x"), GenkitError, "a str or path"),
+    (
+        "load-dtype-not-a-dtype",
+        lambda m: __import__("genkit").load(m["vae"], torch_dtype="half"),
+        GenkitError,
+        "torch_dtype must be a floating-point torch.dtype",
+    ),
+    (
+        "load-dtype-int",
+        lambda m: __import__("genkit").load(m["vae"], torch_dtype=torch.int8),
+        GenkitError,
+        "torch_dtype",
+    ),
+    (
+        "train-resume-int",
+        lambda m: __import__("genkit").train("vae", resume=1),
+        GenkitError,
+        "resume must be a folder",
+    ),
+    ("train-output-list", lambda m: __import__("genkit").train("vae", output=["a"]), GenkitError, "output must be"),
+    ("train-plugin-object-name", lambda m: __import__("genkit").train(3), GenkitError, "plugin must be a str"),
+    ("save-path-list", lambda m: __import__("genkit").save(_vae(m), ["a"]), GenkitError, "path must be a folder"),
+    ("vae-sample-seed-2-70", lambda m: _vae(m).sample(2, seed=2**70), ValueError, "seed must be an integer"),
+    ("vae-sample-seed-negative", lambda m: _vae(m).sample(2, seed=-1), ValueError, "seed must be an integer"),
+    (
+        "vae-interpolate-steps-1e9",
+        lambda m: _vae(m).interpolate(torch.zeros(16), torch.zeros(16), steps=10**9),
+        ValueError,
+        "steps must be an integer in [2, 10000]",
+    ),
+    (
+        "vae-nll-k-huge",
+        lambda m: _vae(m).importance_sampled_nll(torch.zeros(1, 1, 8, 8), k=10**9),
+        ValueError,
+        "k must",
+    ),
+    (
+        "vae-anomaly-samples-huge",
+        lambda m: _vae(m).anomaly_score(torch.zeros(1, 1, 8, 8), num_samples=10**9),
+        ValueError,
+        "num_samples must",
+    ),
+    ("vae-decode-too-many", lambda m: _vae(m).decode(torch.zeros(10**5, 4)), ValueError, "latents must"),
+    ("dcgan-sample-seed-2-70", lambda m: _dcgan(m).sample(2, seed=2**70), ValueError, "seed must be an integer"),
+    (
+        "dcgan-interpolate-steps-1e9",
+        lambda m: _dcgan(m).interpolate(torch.zeros(16), torch.ones(16), steps=10**9),
+        ValueError,
+        "steps must be an integer",
+    ),
+    ("dcgan-latents-nan", lambda m: _dcgan(m)(latents=torch.full((1, 16), math.nan)), ValueError, "finite"),
+    ("ddpm-sample-seed-2-70", lambda m: _plugin("ddpm").sample(_ddpm(m), 1, seed=2**70), ValueError, "seed must"),
+    ("lstm-sample-seed-2-70", lambda m: _plugin("lstm").sample(_lstm(m), 1, seed=2**70), ValueError, "seed must"),
     (
         "resolve-config-lr",
         lambda m: __import__("genkit.trainer").trainer.resolve_config(_plugin("vae"), "tiny", {"lr": -1.0}),
@@ -444,7 +631,7 @@ def test_python_bad_input(call, exc, expected, models):
 
 
 def test_bad_input_table_covers_at_least_100_cases():
-    assert len(TRAIN) + len(OTHER) + len(FOLDER_CASES) + len(LSTM_CASES) + len(PY_CASES) >= 100
+    assert len(TRAIN) + len(OTHER) + len(FOLDER_CASES) + len(LSTM_CASES) + len(DDPM_CASES) + len(PY_CASES) >= 150
 
 
 def test_corrupt_image_skipped_on_request(work, capsys):

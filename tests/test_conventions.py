@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import train_cli
+from conftest import RecordingHfApi, train_cli
 from safetensors.torch import load_file
 
 import genkit
@@ -148,25 +148,6 @@ def test_train_help_shows_every_default_and_what_each_preset_sets(capsys):
 
 
 # ---- end of training like the diffusers scripts ---------------------------------------------------------------------
-class RecordingHfApi:
-    """Stands in for huggingface_hub.HfApi (the Hub is unreachable here) and records every call."""
-
-    calls: list = []
-
-    def __init__(self, *args, **kwargs):
-        RecordingHfApi.calls.append(("init", args, kwargs))
-
-    def create_repo(self, repo_id, **kwargs):
-        RecordingHfApi.calls.append(("create_repo", repo_id, kwargs))
-        return f"https://huggingface.co/{repo_id}"
-
-    def upload_folder(self, **kwargs):
-        RecordingHfApi.calls.append(("upload_folder", kwargs["repo_id"], kwargs))
-
-    def upload_file(self, **kwargs):
-        RecordingHfApi.calls.append(("upload_file", kwargs["repo_id"], kwargs))
-
-
 def test_push_to_hub_at_the_end_of_training(tmp_path, monkeypatch, capsys):
     import huggingface_hub
 
@@ -178,10 +159,11 @@ def test_push_to_hub_at_the_end_of_training(tmp_path, monkeypatch, capsys):
     argv = ["vae", *TINY, "--output", str(out), "--push_to_hub", "--hub_model_id", "me/tiny-vae", "--hub-private"]
     assert train_cli(*argv) == 0
     calls = [c for c in RecordingHfApi.calls if c[0] != "init"]
-    assert [c[0] for c in calls] == ["create_repo", "upload_folder", "upload_file"]
+    assert [c[0] for c in calls] == ["create_repo", "upload_folder"]  # one commit
     assert calls[0][1] == "me/tiny-vae" and calls[0][2]["private"] is True
-    assert calls[1][2]["folder_path"] == str(out) and "checkpoint-*" in calls[1][2]["ignore_patterns"]
-    assert 'genkit.load("me/tiny-vae")' in calls[2][2]["path_or_fileobj"].decode()
+    sent = calls[1][2]["sent"]
+    assert "genkit.json" in sent and not any(p.startswith("checkpoint-") for p in sent)
+    assert 'genkit.load("me/tiny-vae")' in sent["README.md"].decode()
     printed = capsys.readouterr()
     assert "pushed" in printed.out and secret not in printed.out + printed.err
     assert not any(secret in p.read_text(errors="ignore") for p in out.rglob("*") if p.is_file())

@@ -332,7 +332,7 @@ def test_pipeline_interpolation_arithmetic_and_discrimination(tiny_dcgan):
         pipe.sample(2, labels=[0, 1])
     with pytest.raises(ValueError, match="latents must have 16 values"):
         pipe(latents=torch.randn(2, 7))
-    with pytest.raises(ValueError, match="steps must be >= 2"):
+    with pytest.raises(ValueError, match=r"steps must be an integer in \[2, 10000\]"):
         pipe.interpolate(z[0], z[1], steps=1)
 
 

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import populate_hub_cache
+from conftest import RecordingHfApi, populate_hub_cache
 from genkit_vae import VAEPipeline
 from safetensors.torch import load_file
 
 import genkit
 from genkit.errors import ConfigError, GenkitError, PickleRefusedError, WeightsError
-from genkit.io import push_to_hub
+from genkit.io import push_to_hub, upload_plan
 
 
 def copy_model(src: Path, dst: Path) -> Path:
@@ -110,23 +110,6 @@ def test_folder_without_metadata_is_not_a_genkit_model(tmp_path):
         genkit.load(tmp_path)
 
 
-class RecordingHfApi:
-    """Stands in for huggingface_hub.HfApi (the Hub is unreachable here) and records every call."""
-
-    def __init__(self):
-        self.calls = []
-
-    def create_repo(self, repo_id, **kwargs):
-        self.calls.append(("create_repo", repo_id, kwargs))
-        return f"https://huggingface.co/{repo_id}"
-
-    def upload_folder(self, **kwargs):
-        self.calls.append(("upload_folder", kwargs["repo_id"], kwargs))
-
-    def upload_file(self, **kwargs):
-        self.calls.append(("upload_file", kwargs["repo_id"], kwargs))
-
-
 def test_push_dry_run_lists_model_files_but_not_checkpoints(tiny_vae):
     plan = push_to_hub(tiny_vae, "someone/tiny-vae", dry_run=True)
     paths = {f["path"] for f in plan["files"]}
@@ -142,18 +125,22 @@ def test_push_dry_run_lists_model_files_but_not_checkpoints(tiny_vae):
     assert plan["repo_type"] == "model" and plan["private"] is False
 
 
-def test_push_creates_repo_and_uploads_folder(tiny_vae):
+def test_push_creates_repo_and_uploads_folder_in_one_commit(tiny_vae):
     api = RecordingHfApi()
     push_to_hub(tiny_vae, "someone/tiny-vae", private=True, api=api)
-    (name1, repo1, kw1), (name2, repo2, kw2), (name3, repo3, kw3) = api.calls
+    (name1, repo1, kw1), (name2, repo2, kw2) = api.calls  # one upload: weights and card in the same commit
     assert (name1, repo1) == ("create_repo", "someone/tiny-vae")
     assert kw1["private"] is True and kw1["exist_ok"] is True and kw1["repo_type"] == "model"
     assert (name2, repo2) == ("upload_folder", "someone/tiny-vae")
-    assert kw2["folder_path"] == str(tiny_vae) and "checkpoint-*" in kw2["ignore_patterns"]
-    # the card goes up on its own, its usage snippets naming the repo instead of the local folder
-    assert "README.md" in kw2["ignore_patterns"]
-    assert (name3, repo3, kw3["path_in_repo"]) == ("upload_file", "someone/tiny-vae", "README.md")
-    card = kw3["path_or_fileobj"].decode()
+    sent = kw2["sent"]
+    assert set(sent) == {rel for rel, _ in upload_plan(tiny_vae)}  # the plan, and nothing else
+    assert not any(p.startswith(("checkpoint-", ".")) for p in sent)
+    assert (
+        sent["vae/diffusion_pytorch_model.safetensors"]
+        == (tiny_vae / "vae" / "diffusion_pytorch_model.safetensors").read_bytes()
+    )
+    # the card's usage snippets name the repo instead of the local folder
+    card = sent["README.md"].decode()
     assert 'genkit.load("someone/tiny-vae")' in card
     assert 'DiffusionPipeline.from_pretrained("someone/tiny-vae", trust_remote_code=True)' in card
     assert str(tiny_vae) not in card.split("## Use")[1].split("## Training")[0]

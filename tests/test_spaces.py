@@ -12,7 +12,7 @@ from pathlib import Path
 
 import gradio
 import pytest
-from conftest import populate_hub_cache, wait_for_client
+from conftest import RecordingHfApi, populate_hub_cache, wait_for_client
 from huggingface_hub import SpaceCard
 from PIL import Image
 from test_demos import free_port, grid_size, served, serving_threads, tile_size, trained_model  # noqa: F401
@@ -217,27 +217,14 @@ def test_space_push_dry_run_lists_every_file_and_the_repo_settings(space, capsys
     assert all(f["bytes"] == (space / f["path"]).stat().st_size for f in plan["files"])
 
 
-class RecordingHfApi:
-    """Stands in for huggingface_hub.HfApi (the Hub is unreachable here) and records what it is asked to do."""
-
-    def __init__(self):
-        self.calls = []
-
-    def create_repo(self, repo_id, **kwargs):
-        self.calls.append(("create_repo", repo_id, kwargs))
-        return f"https://huggingface.co/spaces/{repo_id}"
-
-    def upload_folder(self, **kwargs):
-        self.calls.append(("upload_folder", kwargs["repo_id"], kwargs))
-
-
 def test_space_push_creates_a_gradio_space_and_uploads_the_folder(space):
     api = RecordingHfApi()
     plan = push_space(space, "someone/tiny-vae-demo", private=True, api=api)
     (create, repo, create_kwargs), (upload, repo2, upload_kwargs) = api.calls
     assert (create, repo, upload, repo2) == ("create_repo", "someone/tiny-vae-demo", "upload_folder", repo)
     assert create_kwargs == {"repo_type": "space", "space_sdk": "gradio", "private": True, "exist_ok": True}
-    assert upload_kwargs["folder_path"] == str(space) and upload_kwargs["repo_type"] == "space"
+    assert upload_kwargs["repo_type"] == "space"
+    assert upload_kwargs["sent"] == {rel: (space / rel).read_bytes() for rel in files_under(space)}
     assert plan["url"] == "https://huggingface.co/spaces/someone/tiny-vae-demo"
 
 

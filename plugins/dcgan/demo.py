@@ -14,6 +14,7 @@ from genkit.demo import (
     demo_blocks,
     enable_queue,
     image_grid,
+    image_input,
     image_output,
     image_strip,
     require_image,
@@ -131,7 +132,7 @@ def build_demo(pipeline: DCGANPipeline) -> gr.Blocks:
                 f"The discriminator's {score_name} for an uploaded image. Its average over the generator's "
                 f"own samples is **{own:.3f}**."
             )
-            image = gr.Image(label="Image", type="pil", image_mode=None, height=200)
+            image = image_input("Image", height=200)
             cls = class_input()
             button = gr.Button("Score", variant="primary")
             score = gr.Number(label="Realness")

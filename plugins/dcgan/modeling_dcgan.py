@@ -132,9 +132,14 @@ class DCGANDiscriminator(ModelMixin, ConfigMixin):
 
 def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
     """WGAN-GP penalty E[(||grad_x critic(x_hat)||_2 - 1)^2] at x_hat = eps * real + (1 - eps) * fake, eps ~ U[0, 1]
-    per image (Gulrajani et al. 2017, Algorithm 1). The graph is kept so the penalty trains the critic."""
-    if eps is None:
-        eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
-    x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
-    return (grad.flatten(1).norm(2, dim=1) - 1).pow(2).mean()
+    per image (Gulrajani et al. 2017, Algorithm 1). The graph is kept so the penalty trains the critic.
+
+    It runs in float32 with autocast off: under fp16 mixed precision the double backward's small gradients would
+    underflow (PyTorch's AMP examples scale them by hand instead, but the loss scaler belongs to the trainer)."""
+    with torch.autocast(real.device.type, enabled=False):
+        real, fake = real.detach().float(), fake.detach().float()
+        if eps is None:
+            eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device)
+        x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
+        (grad,) = torch.autograd.grad(critic(x_hat).float().sum(), x_hat, create_graph=True)
+        return (grad.flatten(1).norm(2, dim=1) - 1).pow(2).mean()

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
 import PIL.Image
 import torch
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 
+from genkit.images import check_count, pil_to_tensor, seeded, tensor_to_pil
 from genkit.pipeline import GenkitPipeline  # export: from diffusers import DiffusionPipeline as GenkitPipeline
 
 from .modeling_dcgan import DCGANDiscriminator, DCGANGenerator
@@ -51,20 +51,22 @@ class DCGANPipeline(GenkitPipeline):
         z = torch.as_tensor(latents)
         if z.shape[-1] != d:
             raise ValueError(f"latents must have {d} values in their last dimension, got shape {tuple(z.shape)}")
-        return z.reshape(-1, d).to(self.device, self.generator.dtype)
+        z = z.reshape(-1, d)
+        check_count("latents", z.shape[0], MAX_BATCH_SIZE)
+        if not torch.isfinite(z).all():
+            raise ValueError("latents must be finite: the tensor holds NaN or infinite values")
+        return z.to(self.device, self.generator.dtype)
 
     def _to_tensor(self, images) -> torch.Tensor:
-        """PIL images (or a tensor in [-1, 1]) -> (N, C, S, S) in [-1, 1] on the pipeline's device."""
+        """PIL images (or a tensor in [-1, 1]) -> (N, C, S, S) in [-1, 1] on the pipeline's device; images are
+        converted as training data is (16-bit scaled, transparency on white, centre square)."""
         size, channels = self.generator.config.image_size, self.generator.config.out_channels
         if isinstance(images, torch.Tensor):
             x = images if images.dim() == 4 else images.unsqueeze(0)
         else:
-            if isinstance(images, PIL.Image.Image):
-                images = [images]
-            mode = "L" if channels == 1 else "RGB"
-            arrays = [np.asarray(im.convert(mode).resize((size, size), PIL.Image.BILINEAR)) for im in images]
-            x = torch.from_numpy(np.stack(arrays)).float() / 127.5 - 1
-            x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
+            check_count("images", 1 if isinstance(images, PIL.Image.Image) else len(images), MAX_BATCH_SIZE)
+            x = pil_to_tensor(images, size, channels)
+        check_count("images", x.shape[0], MAX_BATCH_SIZE)
         if tuple(x.shape[1:]) != (channels, size, size):
             raise ValueError(f"images must have shape (N, {channels}, {size}, {size}), got {tuple(x.shape)}")
         return x.to(self.device, self.discriminator.dtype)
@@ -73,14 +75,14 @@ class DCGANPipeline(GenkitPipeline):
         if output_type == "pt":
             return x
         if output_type == "pil":
-            arr = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().permute(0, 2, 3, 1).numpy()
-            return [PIL.Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a) for a in arr]
+            return tensor_to_pil(x)
         raise ValueError(f"output_type must be 'pil' or 'pt', got {output_type!r}")
 
     # ---- generation ------------------------------------------------------------------------------------------
     def make_latents(self, n: int, seed: int = 0) -> torch.Tensor:
         """``n`` latent vectors from N(0, I), drawn on the CPU so a seed gives the same vectors on every device."""
-        return torch.randn(n, self.generator.config.latent_dim, generator=torch.Generator().manual_seed(seed))
+        check_count("n", n, MAX_BATCH_SIZE)
+        return torch.randn(n, self.generator.config.latent_dim, generator=seeded(seed))
 
     @torch.no_grad()
     def __call__(
@@ -93,8 +95,7 @@ class DCGANPipeline(GenkitPipeline):
         return_dict: bool = True,
     ):
         """Generate ``batch_size`` images from fresh N(0, I) latents (or the given ``latents``)."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_BATCH_SIZE:
-            raise ValueError(f"batch_size must be an integer in [1, {MAX_BATCH_SIZE}], got {batch_size!r}")
+        check_count("batch_size", batch_size, MAX_BATCH_SIZE)
         if latents is None:
             latents = torch.randn(batch_size, self.generator.config.latent_dim, generator=generator)
         z = self._latents(latents)
@@ -107,8 +108,7 @@ class DCGANPipeline(GenkitPipeline):
 
     def interpolate(self, z_a: torch.Tensor, z_b: torch.Tensor, steps: int = 8, labels=None, output_type: str = "pil"):
         """Images at ``steps`` evenly spaced points on the line from z_a to z_b (Radford et al., Sec. 6.1)."""
-        if steps < 2:
-            raise ValueError(f"steps must be >= 2, got {steps}")
+        check_count("steps", steps, MAX_BATCH_SIZE, low=2)
         za, zb = self._latents(z_a)[:1], self._latents(z_b)[:1]
         t = torch.linspace(0, 1, steps, device=self.device, dtype=za.dtype).unsqueeze(1)
         return self(latents=za + t * (zb - za), labels=labels, output_type=output_type).images

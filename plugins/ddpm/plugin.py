@@ -17,6 +17,7 @@ from diffusers import DDPMScheduler, UNet2DModel
 from genkit_ddpm.pipeline_ddpm import ClassConditionalDDPMPipeline, GenkitDDPMPipeline, make_scheduler
 
 from genkit.errors import ConfigError
+from genkit.images import seeded
 from genkit.plugin import DataInfo, Plugin, PreparedData, StepContext, check_base_classes
 from genkit.validation import check_value
 
@@ -347,7 +348,7 @@ class DDPMPlugin(Plugin):
         conditional = isinstance(pipeline, ClassConditionalDDPMPipeline)
         if conditional and labels is None:
             labels = [i % pipeline.num_classes for i in range(n)]
-        generator = torch.Generator().manual_seed(seed)
+        generator = seeded(seed)
         images = []
         for start in range(0, n, SAMPLE_BATCH):
             count = min(SAMPLE_BATCH, n - start)
@@ -372,7 +373,7 @@ class DDPMPlugin(Plugin):
         conditional = isinstance(pipeline, ClassConditionalDDPMPipeline)
         labels = [i % pipeline.num_classes for i in range(n)] if conditional else None
         pipeline.set_progress_bar_config(disable=True)
-        generator = torch.Generator().manual_seed(seed)
+        generator = seeded(seed)
         batches = []
         for start in range(0, n, SAMPLE_BATCH):
             count = min(SAMPLE_BATCH, n - start)

@@ -162,8 +162,14 @@ class LSTMForCausalLM(LSTMPreTrainedModel, GenerationMixin):
             # On CPU, oneDNN's fused LSTM is faster on whole sequences (44 vs 70+ ms for a training step of the
             # small preset) but slower than PyTorch's own kernel on one token (0.79 vs 0.34 ms): generate()'s case.
             one_step = input_ids.shape[1] == 1 and x.device.type == "cpu" and self.config.cell == "lstm"
-            with _without_onednn() if one_step else contextlib.nullcontext():
-                output, new_state = self.rnn(x, hx)
+            # bf16 autocast on a CPU: oneDNN has no bf16 LSTM primitive for every shape ("could not create a
+            # primitive descriptor"), so the recurrent layer runs in float32 there; GPUs run it in bf16/fp16.
+            cpu_autocast = x.device.type == "cpu" and torch.is_autocast_enabled("cpu")
+            with (
+                _without_onednn() if one_step else contextlib.nullcontext(),
+                torch.autocast("cpu", enabled=False) if cpu_autocast else contextlib.nullcontext(),
+            ):
+                output, new_state = self.rnn(x.float() if cpu_autocast else x, hx)
         hidden = self.dropout(output)
         if logits_to_keep:
             hidden = hidden[:, -logits_to_keep:]

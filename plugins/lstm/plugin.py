@@ -24,6 +24,7 @@ from genkit_lstm.modeling_lstm import LSTMForCausalLM
 from genkit_lstm.tokenization_lstm import LEVELS, NEWLINE, build_tokenizer, tokenizer_from_vocab
 
 from genkit.errors import ConfigError, DataError, GenkitError
+from genkit.images import MAX_SEED, check_count
 from genkit.plugin import DataInfo, Plugin, PreparedData, StepContext
 from genkit.validation import check_value
 
@@ -402,16 +403,17 @@ class LSTMPlugin(Plugin):
         """A transformers ``TextGenerationPipeline``; never with remote code (the classes are registered by genkit)."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from genkit.io import check_weights_fit
+        from genkit.io import check_weights_fit, read_json, validate_config
 
         path = Path(path)
         config_file = path / "config.json"
         for name in ("config.json", "tokenizer.json", "model.safetensors"):
             if not (path / name).is_file():
                 raise ConfigError(f"{path}: missing {name} (an LSTM folder holds config, tokenizer and weights)")
-        model_type = json.loads(config_file.read_text()).get("model_type")
+        model_type = read_json(config_file).get("model_type")
         if model_type != LSTMConfig.model_type:
             raise ConfigError(f"{config_file}: model_type {model_type!r} is not {LSTMConfig.model_type!r}")
+        validate_config(LSTMConfig, config_file, required=set(LSTMConfig.__annotations__))
         try:
             config = LSTMConfig.from_pretrained(str(path))
             with torch.device("meta"):
@@ -419,6 +421,7 @@ class LSTMPlugin(Plugin):
             tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
         except (ValueError, TypeError, OSError) as exc:  # a config field or tokenizer file transformers cannot read
             raise ConfigError(f"{path}: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}") from None
+        _check_tokenizer(tokenizer, path / "tokenizer.json")
         if len(tokenizer) > config.vocab_size:
             raise ConfigError(
                 f"{path / 'tokenizer.json'} has {len(tokenizer)} tokens, more than the vocab_size "
@@ -474,6 +477,7 @@ class LSTMPlugin(Plugin):
         options: dict[str, Any] = {"do_sample": sampling, "top_k": top_k or 0, "top_p": top_p or 1.0}
         if sampling:
             options["temperature"] = temperature
+        check_count("seed", seed, MAX_SEED, low=0)
         with torch.random.fork_rng(devices=[]):  # sampling must not move the trainer's random streams
             torch.manual_seed(seed)
             out = model.generate(
@@ -541,6 +545,24 @@ class LSTMPlugin(Plugin):
         from genkit_lstm.demo import build_demo
 
         return build_demo(pipeline)
+
+
+def _check_tokenizer(tokenizer, file: Path) -> None:
+    """An LSTM folder's tokenizer must be one genkit builds: a word-level vocabulary holding its own unknown token
+    (else every unknown word is an error while generating) split by one of genkit's patterns (never a pattern from
+    the folder: a crafted regex can take the matcher past its retry limit on ordinary text)."""
+    model = json.loads(tokenizer.backend_tokenizer.to_str()).get("model") or {}
+    unk = model.get("unk_token")
+    if model.get("type") != "WordLevel" or unk not in (model.get("vocab") or {}):
+        raise ConfigError(
+            f"{file}: not a genkit LSTM tokenizer: it needs a WordLevel model whose unk_token ({unk!r}) is in its "
+            "vocabulary"
+        )
+    if tokenizer_level(tokenizer) == "unknown":
+        raise ConfigError(
+            f"{file}: its pre-tokenizer is not one of genkit's ({', '.join(LEVELS)}); genkit splits text only with "
+            "its own patterns"
+        )
 
 
 def tokenizer_level(tokenizer) -> str:

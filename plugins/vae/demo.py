@@ -17,6 +17,7 @@ from genkit.demo import (
     demo_blocks,
     enable_queue,
     image_grid,
+    image_input,
     image_output,
     image_strip,
     require_image,
@@ -120,8 +121,8 @@ def build_demo(pipeline: VAEPipeline) -> gr.Blocks:
                     seeds_button = gr.Button("Interpolate seeds", variant="primary")
                 with gr.Column():
                     with gr.Row():
-                        image_a = gr.Image(label="Image A", type="pil", image_mode=None, height=160)
-                        image_b = gr.Image(label="Image B", type="pil", image_mode=None, height=160)
+                        image_a = image_input("Image A", height=160)
+                        image_b = image_input("Image B", height=160)
                     images_button = gr.Button("Interpolate images")
             strip = image_output("Interpolation")
             seeds_button.click(
@@ -145,7 +146,7 @@ def build_demo(pipeline: VAEPipeline) -> gr.Blocks:
                 "Output: the reconstructions of A, B, C, then the result."
             )
             with gr.Row():
-                arith = [gr.Image(label=f"Image {n}", type="pil", image_mode=None, height=200) for n in "ABC"]
+                arith = [image_input(f"Image {n}", height=200) for n in "ABC"]
             cls = class_input()
             button = gr.Button("Compute A - B + C", variant="primary")
             out = image_output("A, B, C and A - B + C")
@@ -156,7 +157,7 @@ def build_demo(pipeline: VAEPipeline) -> gr.Blocks:
                 "Encode an image to its posterior mean and decode it. Output: the input as the model "
                 "sees it, then the reconstruction."
             )
-            image = gr.Image(label="Image", type="pil", image_mode=None, height=200)
+            image = image_input("Image", height=200)
             cls = class_input()
             button = gr.Button("Reconstruct", variant="primary")
             out = image_output("Input and reconstruction")
@@ -168,7 +169,7 @@ def build_demo(pipeline: VAEPipeline) -> gr.Blocks:
                 f"like the training data ({dims} pixel values; divide by {dims * math.log(2):.1f} for bits/dim)."
                 + (f" The test split averaged **{reference:.1f}** nats." if reference is not None else "")
             )
-            image = gr.Image(label="Image", type="pil", image_mode=None, height=200)
+            image = image_input("Image", height=200)
             cls = class_input()
             button = gr.Button("Score", variant="primary")
             score = gr.Number(label="Negative ELBO (nats)")

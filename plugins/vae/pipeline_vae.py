@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import PIL.Image
 import torch
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 
+from genkit.images import check_count, pil_to_tensor, seeded, tensor_to_pil
 from genkit.pipeline import GenkitPipeline  # export: from diffusers import DiffusionPipeline as GenkitPipeline
 
 from .modeling_vae import VAEModel, kl_divergence
@@ -16,6 +16,9 @@ from .modeling_vae import VAEModel, kl_divergence
 __all__ = ["MAX_BATCH_SIZE", "VAEPipeline"]
 
 MAX_BATCH_SIZE = 10_000  # images decoded in one call (~10 MB at 16 px); more is a loop over calls
+MAX_DRAWS = (
+    100_000  # posterior draws per image (anomaly_score, importance_sampled_nll): far past where estimates settle
+)
 
 
 class VAEPipeline(GenkitPipeline):
@@ -27,20 +30,17 @@ class VAEPipeline(GenkitPipeline):
 
     # ---- conversions -----------------------------------------------------------------------------------------
     def _to_tensor(self, images) -> torch.Tensor:
-        """PIL images (or a tensor in [-1, 1]) -> (N, C, H, W) tensor in [-1, 1] on the pipeline's device."""
+        """PIL images (or a tensor in [-1, 1]) -> (N, C, H, W) tensor in [-1, 1] on the pipeline's device; images are
+        converted as training data is (16-bit scaled, transparency on white, centre square)."""
         if isinstance(images, torch.Tensor):
             x = images if images.dim() == 4 else images.unsqueeze(0)
             if not torch.isfinite(x).all():
                 raise ValueError("images must be finite: the tensor holds NaN or infinite values")
         else:
-            if isinstance(images, PIL.Image.Image):
-                images = [images]
-            if not images or any(im.width == 0 or im.height == 0 for im in images):
-                raise ValueError("got an empty image (0 pixels) or no images at all")
-            size, mode = self.vae.config.image_size, "L" if self.vae.config.in_channels == 1 else "RGB"
-            arrays = [np.asarray(im.convert(mode).resize((size, size), PIL.Image.BILINEAR)) for im in images]
-            x = torch.from_numpy(np.stack(arrays)).float() / 127.5 - 1
-            x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2)
+            count = 1 if isinstance(images, PIL.Image.Image) else len(images)
+            check_count("images", count, MAX_BATCH_SIZE)
+            x = pil_to_tensor(images, self.vae.config.image_size, self.vae.config.in_channels)
+        check_count("images", x.shape[0], MAX_BATCH_SIZE)
         expected = (self.vae.config.in_channels, self.vae.config.image_size, self.vae.config.image_size)
         if tuple(x.shape[1:]) != expected:
             raise ValueError(
@@ -63,16 +63,11 @@ class VAEPipeline(GenkitPipeline):
             raise ValueError(f"labels must be {n} integers in 0..{k - 1}, got {labels.tolist()}")
         return labels.to(self.device)
 
-    @staticmethod
-    def _to_pil(x: torch.Tensor) -> list[PIL.Image.Image]:
-        arr = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().permute(0, 2, 3, 1).numpy()
-        return [PIL.Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a) for a in arr]
-
     def _output(self, x: torch.Tensor, output_type: str):
         if output_type == "pt":
             return x
         if output_type == "pil":
-            return self._to_pil(x)
+            return tensor_to_pil(x)
         raise ValueError(f"output_type must be 'pil' or 'pt', got {output_type!r}")
 
     # ---- generation ------------------------------------------------------------------------------------------
@@ -86,17 +81,15 @@ class VAEPipeline(GenkitPipeline):
         return_dict: bool = True,
     ):
         """Decode ``batch_size`` draws from the prior N(0, I)."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_BATCH_SIZE:
-            raise ValueError(f"batch_size must be an integer in [1, {MAX_BATCH_SIZE}], got {batch_size!r}")
-        z = torch.randn(batch_size, self.vae.config.latent_dim, generator=generator, device="cpu").to(self.device)
+        check_count("batch_size", batch_size, MAX_BATCH_SIZE)
+        z = torch.randn(batch_size, self.vae.config.latent_dim, generator=generator).to(self.device, self.vae.dtype)
         images = self._output(self.vae.to_images(self.vae.decode(z, self._labels(labels, batch_size))), output_type)
         return ImagePipelineOutput(images=images) if return_dict else (images,)
 
     def sample(self, n: int, seed: int = 0, labels=None, output_type: str = "pil"):
         """``n`` prior samples; the same seed gives the same images."""
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive integer, got {n!r}")
-        return self(n, generator=torch.Generator().manual_seed(seed), labels=labels, output_type=output_type).images
+        check_count("n", n, MAX_BATCH_SIZE)
+        return self(n, generator=seeded(seed), labels=labels, output_type=output_type).images
 
     @torch.no_grad()
     def encode(self, images, labels=None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -106,7 +99,8 @@ class VAEPipeline(GenkitPipeline):
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor, labels=None, output_type: str = "pil"):
-        z = latents.to(self.device, self.vae.dtype).reshape(-1, self.vae.config.latent_dim)
+        z = torch.as_tensor(latents).to(self.device, self.vae.dtype).reshape(-1, self.vae.config.latent_dim)
+        check_count("latents", z.shape[0], MAX_BATCH_SIZE)
         return self._output(self.vae.to_images(self.vae.decode(z, self._labels(labels, z.shape[0]))), output_type)
 
     def reconstruct(self, images, labels=None, output_type: str = "pil"):
@@ -121,8 +115,7 @@ class VAEPipeline(GenkitPipeline):
 
     def interpolate(self, a, b, steps: int = 8, labels=None, output_type: str = "pil"):
         """Decode ``steps`` points on the straight line between two latents (or the posterior means of two images)."""
-        if steps < 2:
-            raise ValueError(f"steps must be >= 2, got {steps}")
+        check_count("steps", steps, MAX_BATCH_SIZE, low=2)
         za, zb = self._latent(a, labels), self._latent(b, labels)
         t = torch.linspace(0, 1, steps, device=self.device, dtype=za.dtype).unsqueeze(1)
         return self.decode(za + t * (zb - za), labels, output_type)
@@ -142,13 +135,13 @@ class VAEPipeline(GenkitPipeline):
 
     def anomaly_score(self, images, labels=None, num_samples: int = 16) -> torch.Tensor:
         """Negative ELBO per image averaged over ``num_samples`` posterior draws: higher = less like the data."""
-        if not isinstance(num_samples, int) or num_samples < 1:
-            raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
+        check_count("num_samples", num_samples, MAX_DRAWS)
         return torch.stack([self.negative_elbo(images, labels) for _ in range(num_samples)]).mean(0)
 
     @torch.no_grad()
     def importance_sampled_nll(self, images, labels=None, k: int = 100) -> torch.Tensor:
         """-log p(x) estimated with k importance samples from q(z|x) (Burda et al. 2016, eq. 8), in nats."""
+        check_count("k", k, MAX_DRAWS)
         x = self._to_tensor(images)
         lab = self._labels(labels, x.shape[0])
         mean, logvar = self.vae.encode(x, lab)

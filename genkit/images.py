@@ -1,0 +1,96 @@
+"""Pixels as a model takes them: any PIL image to 8-bit grayscale or RGB, and model tensors back to PIL images; and
+the checks every pipeline makes of its counts and seeds.
+
+One conversion for training data, demos and the shipped pipelines. A pipeline's folder carries a copy of this module
+beside its own code (``GenkitPipeline`` ships it), so it imports nothing of genkit: PIL, numpy, torch and diffusers'
+``VaeImageProcessor`` only.
+
+What ``PIL.Image.convert`` gets wrong, done here instead: 16-bit images (``I;16`` PNGs and TIFFs, ``I``) are scaled
+to 8 bits, not clipped at 255 (which turns most of a 16-bit image white); transparency (``RGBA``, ``LA``, palette
+images with a transparent colour) is composited on a background instead of dropped (a fully transparent red pixel is
+the background, not red); palette images go through RGBA.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import PIL.Image
+import PIL.ImageOps
+import torch
+from diffusers.image_processor import VaeImageProcessor
+
+__all__ = ["BACKGROUNDS", "MAX_SEED", "check_count", "pil_to_tensor", "seeded", "tensor_to_pil", "to_mode"]
+
+# The colour transparent pixels become (``--background``): white, as a page or a browser shows a transparent image.
+BACKGROUNDS = {"white": 255, "black": 0}
+_PROCESSOR = VaeImageProcessor(do_resize=False, do_normalize=True)  # [0, 1] <-> [-1, 1], numpy <-> PIL
+
+
+def _to_8bit(image: PIL.Image.Image) -> PIL.Image.Image:
+    """A one-channel 16/32-bit integer or float image as "L": integers on a 16-bit scale (65535 -> 255), floats read
+    as 0-1 (or 0-255 when any value is larger than 1)."""
+    values = np.asarray(image, dtype=np.float64)
+    if image.mode == "F":
+        scale = 255.0 if values.size and np.nanmax(values) > 1 else 1.0
+        values = np.nan_to_num(values) / scale * 255.0
+    else:  # "I;16*", "I": a 16-bit scale; 32-bit integer images hold 16-bit data in practice (PNG, TIFF)
+        values = values / 257.0
+    return PIL.Image.fromarray(np.clip(np.round(values), 0, 255).astype(np.uint8), mode="L")
+
+
+def to_mode(image: PIL.Image.Image, mode: str, background: str = "white") -> PIL.Image.Image:
+    """``image`` as 8-bit ``mode`` ("L" or "RGB"), deep images scaled and transparency composited on
+    ``background`` ("white" or "black")."""
+    if background not in BACKGROUNDS:
+        raise ValueError(f"background must be one of {', '.join(BACKGROUNDS)}, got {background!r}")
+    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
+        image = _to_8bit(image)
+    elif image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif image.mode == "PA":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "La", "RGBa"):
+        rgba = image.convert("RGBA")
+        shade = BACKGROUNDS[background]
+        canvas = PIL.Image.new("RGBA", rgba.size, (shade, shade, shade, 255))
+        canvas.alpha_composite(rgba)
+        image = canvas.convert("RGB")
+    return image if image.mode == mode else image.convert(mode)
+
+
+def pil_to_tensor(images, size: int, channels: int, background: str = "white") -> torch.Tensor:
+    """PIL images -> (N, C, size, size) float32 in [-1, 1]: each converted with ``to_mode``, its centre square
+    resized to ``size`` (as training data is framed). An empty image is a ``ValueError``."""
+    if isinstance(images, PIL.Image.Image):
+        images = [images]
+    if not images or any(im.width == 0 or im.height == 0 for im in images):
+        raise ValueError("got an empty image (0 pixels) or no images at all")
+    mode = "L" if channels == 1 else "RGB"
+    framed = [PIL.ImageOps.fit(to_mode(im, mode, background), (size, size), PIL.Image.BILINEAR) for im in images]
+    pixels = VaeImageProcessor.pil_to_numpy(framed)  # (N, H, W[, C]) in [0, 1]
+    return _PROCESSOR.normalize(VaeImageProcessor.numpy_to_pt(pixels)).float()
+
+
+def tensor_to_pil(x: torch.Tensor) -> list[PIL.Image.Image]:
+    """(N, C, H, W) or (C, H, W) in [-1, 1] -> PIL images ("L" for one channel, else "RGB")."""
+    if x.dim() == 3:
+        x = x.unsqueeze(0)
+    pixels = VaeImageProcessor.pt_to_numpy(_PROCESSOR.denormalize(x.detach().float().cpu().clamp(-1, 1)))
+    return VaeImageProcessor.numpy_to_pil(pixels)
+
+
+# ---- arguments every pipeline checks ----------------------------------------------------------------------------
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes up to 2**64 - 1; 2**63 - 1 is exact as a float too
+
+
+def check_count(name: str, value, high: int, low: int = 1) -> None:
+    """A ``ValueError`` unless ``value`` is a whole number in [low, high]: every count or size a caller passes is
+    bounded before anything is allocated (``interpolate(steps=10**9)`` would take all memory)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+
+
+def seeded(seed) -> torch.Generator:
+    """A CPU generator seeded with ``seed`` (an integer in [0, 2**63 - 1])."""
+    check_count("seed", seed, MAX_SEED, low=0)
+    return torch.Generator().manual_seed(seed)
