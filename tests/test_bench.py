@@ -40,3 +40,30 @@ def test_gpu_benchmark_without_a_gpu_says_so(tmp_path):
         [sys.executable, str(BENCH / "bench_gpu.py")], cwd=BENCH, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 2 and "no CUDA device" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_gpu_check_smoke_trains_resumes_and_compares_precisions(tmp_path):
+    """`make gpu-check`'s CPU path: two families (an image and a text one) through the genkit command in fp32 and
+    bf16, a resume, accelerate's config file, and half-precision inference; every check passes."""
+    report_file = tmp_path / "check.json"
+    cmd = [sys.executable, str(BENCH / "gpu_check.py"), "--smoke", "--families", "vae", "lstm", "--jobs", "2"]
+    result = subprocess.run(
+        [*cmd, "--json", str(report_file)], cwd=BENCH, capture_output=True, text=True, timeout=600, env={**os.environ}
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads(report_file.read_text())
+    assert {(r["family"], r["precision"]) for r in report["training"]} == {
+        (f, p) for f in ("vae", "lstm") for p in ("no", "bf16")
+    }
+    assert all(r["recorded_precision"] == r["precision"] for r in report["training"])
+    names = {c["check"] for c in report["checks"]}
+    assert {"vae bf16 resume", "accelerate launch --config_file (bf16)", "lstm inference in bfloat16"} <= names
+    assert all(c["ok"] for c in report["checks"]) and "| vae | bf16 |" in result.stdout
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_gpu_check_without_a_gpu_says_so():
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "gpu_check.py")], cwd=BENCH, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2 and "no CUDA device" in result.stderr and "Traceback" not in result.stderr

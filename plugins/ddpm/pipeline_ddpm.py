@@ -199,9 +199,11 @@ class DenoisingLoopMixin:
         height, width = (size, size) if isinstance(size, int) else size
         shape = (batch_size, self.unet.config.in_channels, height, width)
         device = self._execution_device
-        # 1. start from pure noise x_T, scaled as the sampler expects (1 for DDPM/DDIM, sigma_max for Euler-type)
+        # 1. start from pure noise x_T, scaled as the sampler expects (1 for DDPM/DDIM, sigma_max for Euler-type);
+        # drawn in float32 and then cast, so a seed gives the same noise in float16 and bfloat16 as in float32
         sampler.set_timesteps(num_inference_steps, device=device)
-        x = randn_tensor(shape, generator=generator, device=device, dtype=self.unet.dtype) * sampler.init_noise_sigma
+        x = randn_tensor(shape, generator=generator, device=device, dtype=torch.float32).to(self.unet.dtype)
+        x = x * sampler.init_noise_sigma
         step_kwargs = {}
         if "generator" in inspect.signature(sampler.step).parameters:
             step_kwargs["generator"] = generator
