@@ -7,7 +7,7 @@ test-all:
 	pytest -m "slow or not slow"
 
 lint:
-	ruff check . && ruff format --check .
+	ruff check . && ruff format --check . && lint-imports
 
 format:
 	ruff format . && ruff check --fix .

@@ -58,7 +58,8 @@ def make_text(path: Path, megabytes: int) -> Path:
 def worker(source: str, mode: str, steps: int) -> dict:
     started = time.perf_counter()
     import genkit
-    from genkit.trainer import Trainer, resolve_config
+    from genkit.config.resolve import resolve_config
+    from genkit.training.trainer import Trainer
 
     imported = time.perf_counter()
     text = source.endswith(".txt")
@@ -71,9 +72,9 @@ def worker(source: str, mode: str, steps: int) -> dict:
         overrides["streaming"] = True
     config = resolve_config(plugin, "small", overrides)
     if mode == "in-memory":  # no cache key: decoded into memory, and no folder index to find
-        import genkit.data as data
+        import genkit.data.prepare as prepare
 
-        data._image_cache_key = lambda *a: None
+        prepare.image_cache_key = lambda *a: None
     if mode == "before":  # the previous text path: one list of every row, ids encoded into memory
         import importlib
 

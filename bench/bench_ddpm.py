@@ -79,7 +79,7 @@ def _data(config: dict):
 def bench_sampling(model: str, n: int, batch: int, grids: str | None, labels: list[str], seed: int = 0) -> dict:
     import genkit
     from genkit.data import make_grid, tensor_to_pil
-    from genkit.metrics import evaluate_images
+    from genkit.eval.metrics import evaluate_images
 
     pipe = genkit.load(model)
     pipe.set_progress_bar_config(disable=True)
@@ -148,7 +148,7 @@ def _genkit_run(preset: str, steps: int) -> float:
     from bench_gpu import run_config
 
     import genkit
-    from genkit.trainer import Trainer
+    from genkit.training.trainer import Trainer
 
     plugin = genkit.get_plugin("ddpm")
     with tempfile.TemporaryDirectory() as out:
@@ -165,7 +165,7 @@ def _plain_run(preset: str, steps: int) -> float:
     from diffusers.training_utils import EMAModel
 
     import genkit
-    from genkit.trainer import resolve_config
+    from genkit.config.resolve import resolve_config
 
     plugin = genkit.get_plugin("ddpm")
     config = resolve_config(plugin, preset, {"max_steps": steps})
@@ -204,7 +204,7 @@ def _plain_run(preset: str, steps: int) -> float:
 
 def bench_throughput(preset: str, steps: int, repeats: int) -> dict:
     import genkit
-    from genkit.trainer import resolve_config
+    from genkit.config.resolve import resolve_config
 
     batch = resolve_config(genkit.get_plugin("ddpm"), preset, {})["batch_size"]
     times = {"plain": [], "genkit": []}

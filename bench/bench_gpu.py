@@ -81,7 +81,7 @@ def _row(kind: str, plugin, config: dict, steps: int, first: float, total: float
 
 def run_config(plugin, preset: str, steps: int, mixed_precision: str | None, out: str, **extra) -> dict:
     """A benchmark run's config: ``steps`` updates, no checkpoints, sample grids, evaluation or trackers."""
-    from genkit.trainer import resolve_config
+    from genkit.config.resolve import resolve_config
 
     overrides = {
         "max_steps": steps,
@@ -99,7 +99,7 @@ def run_config(plugin, preset: str, steps: int, mixed_precision: str | None, out
 
 # ---- genkit's trainer -------------------------------------------------------------------------------------------
 def genkit_run(plugin, preset: str, steps: int, mixed_precision: str, kind: str = "genkit", **extra):
-    from genkit.trainer import Trainer
+    from genkit.training.trainer import Trainer
 
     with tempfile.TemporaryDirectory() as out:
         config = run_config(plugin, preset, steps, mixed_precision, out, **extra)

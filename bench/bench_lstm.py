@@ -42,8 +42,9 @@ DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinysh
 # ---- quality at a time budget ----------------------------------------------------------------------------------
 def quality(args) -> dict:
     import genkit
-    from genkit.cli import build_parser
-    from genkit.trainer import Trainer, resolve_config
+    from genkit.cli.main import build_parser
+    from genkit.config.resolve import resolve_config
+    from genkit.training.trainer import Trainer
 
     base = genkit.get_plugin("lstm")
 
@@ -130,7 +131,7 @@ def quality(args) -> dict:
 
 def calibrate(plugin_class, config: dict, steps: int = 30) -> float:
     """Median seconds per optimizer update of genkit's Trainer on this configuration, now (a short throwaway run)."""
-    from genkit.trainer import Trainer
+    from genkit.training.trainer import Trainer
 
     plugin = plugin_class()
     with tempfile.TemporaryDirectory() as tmp:

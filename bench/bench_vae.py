@@ -23,8 +23,9 @@ from machine import cpu_name
 
 
 def run_genkit(steps: int) -> float:
-    from genkit.registry import get_plugin
-    from genkit.trainer import Trainer, resolve_config
+    from genkit.config.resolve import resolve_config
+    from genkit.plugin.registry import get_plugin
+    from genkit.training.trainer import Trainer
 
     plugin = get_plugin("vae")
     with tempfile.TemporaryDirectory() as out:
@@ -49,7 +50,7 @@ def run_plain(steps: int) -> float:
     from genkit_vae.modeling_vae import VAEModel, kl_divergence
 
     from genkit.data import load_splits, prepare_images
-    from genkit.registry import get_plugin
+    from genkit.plugin.registry import get_plugin
 
     plugin = get_plugin("vae")
     cfg = {**plugin.defaults, **plugin.presets["small"]}

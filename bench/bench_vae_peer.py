@@ -29,8 +29,8 @@ SETTINGS = {"image_size": 28, "batch_size": 128}
 
 def _data(seed: int):
     import genkit
+    from genkit.config.resolve import resolve_config
     from genkit.data import splits_for
-    from genkit.trainer import resolve_config
 
     plugin = genkit.get_plugin("vae")
     config = resolve_config(plugin, "small", {"dataset": "mnist", "seed": seed, **SETTINGS})

@@ -153,7 +153,7 @@ def half_inference(rows: list[dict], dtypes: list[torch.dtype]) -> list[dict]:
 
 @torch.no_grad()
 def _outputs(family: str, pipe, device: str) -> torch.Tensor:
-    from genkit.pipeline import to_device
+    from genkit.plugin.pipeline import to_device
 
     to_device(pipe, device)
     if family == "ddpm":

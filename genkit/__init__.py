@@ -12,9 +12,8 @@ from genkit.errors import (
     WeightsError,
 )
 from genkit.plugin import DataInfo, OptimizerSpec, Plugin, PreparedData, StepContext
-from genkit.registry import broken_plugins, get_plugin, import_plugin_modules, list_plugins
-
-__version__ = "0.1.0"
+from genkit.plugin.registry import broken_plugins, get_plugin, import_plugin_modules, list_plugins
+from genkit.version import __version__
 
 __all__ = [
     "ConfigError",
@@ -58,8 +57,10 @@ def train(
     ``datasets.Dataset``/``DatasetDict``, or a list of PIL images or strings. ``settings`` are any trainer or plugin
     setting by its config name (``max_steps=200``, ``lr=1e-3``, ``latent_dim=8``, ...).
     """
-    from genkit.io import load as load_model
-    from genkit.trainer import TRAINER_DEFAULTS, resolve_config, run_training
+    from genkit.config import TRAINER_DEFAULTS
+    from genkit.config.resolve import resolve_config
+    from genkit.plugin.opening import load as load_model
+    from genkit.training.run import run_training
 
     for name, value in (("plugin", plugin), ("preset", preset)):
         if not isinstance(value, str):
@@ -99,7 +100,6 @@ def save(pipeline, path, *, overwrite: bool = False):
     something else is refused unless ``overwrite``."""
     from pathlib import Path
 
-    from genkit.checkpoint import is_run_folder
     from genkit.io import (
         METADATA_FILE,
         STAGING_DIR,
@@ -109,6 +109,7 @@ def save(pipeline, path, *, overwrite: bool = False):
         staged_folder,
         write_metadata,
     )
+    from genkit.training.checkpoint import is_run_folder
     from genkit.validation import check_output_folder
 
     plugin = plugin_of(pipeline)
@@ -147,7 +148,7 @@ def plugin_of(pipeline):
 def load(path_or_repo_id: str, *, revision: str | None = None, torch_dtype=None):
     """Load any genkit model (local folder, Hub repo id, or offline cache) as its plugin's pipeline; ``revision``
     picks a Hub branch, tag or commit, ``torch_dtype`` casts the weights (as diffusers' ``from_pretrained``)."""
-    from genkit.io import load
+    from genkit.plugin.opening import load
 
     return load(path_or_repo_id, revision=revision, torch_dtype=torch_dtype)
 

@@ -2,6 +2,6 @@
 
 import sys
 
-from genkit.cli import main
+from genkit.cli.main import main
 
 sys.exit(main())

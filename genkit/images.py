@@ -19,7 +19,18 @@ import PIL.ImageOps
 import torch
 from diffusers.image_processor import VaeImageProcessor
 
-__all__ = ["BACKGROUNDS", "MAX_SEED", "check_count", "pil_to_tensor", "seeded", "tensor_to_pil", "to_mode"]
+__all__ = [
+    "BACKGROUNDS",
+    "MAX_SEED",
+    "check_count",
+    "class_labels",
+    "model_input",
+    "model_output",
+    "pil_to_tensor",
+    "seeded",
+    "tensor_to_pil",
+    "to_mode",
+]
 
 # The colour transparent pixels become (``--background``): white, as a page or a browser shows a transparent image.
 BACKGROUNDS = {"white": 255, "black": 0}
@@ -94,3 +105,45 @@ def seeded(seed) -> torch.Generator:
     """A CPU generator seeded with ``seed`` (an integer in [0, 2**63 - 1])."""
     check_count("seed", seed, MAX_SEED, low=0)
     return torch.Generator().manual_seed(seed)
+
+
+def model_input(images, size: int, channels: int, max_count: int) -> torch.Tensor:
+    """What a pipeline method takes as images, as a float32 (N, C, size, size) tensor in [-1, 1]: PIL images
+    (converted as training data is: ``pil_to_tensor``) or a finite tensor of that shape; at most ``max_count``."""
+    if isinstance(images, torch.Tensor):
+        x = images if images.dim() == 4 else images.unsqueeze(0)
+        if not torch.isfinite(x).all():
+            raise ValueError("images must be finite: the tensor holds NaN or infinite values")
+    else:
+        check_count("images", 1 if isinstance(images, PIL.Image.Image) else len(images), max_count)
+        x = pil_to_tensor(images, size, channels)
+    check_count("images", x.shape[0], max_count)
+    if tuple(x.shape[1:]) != (channels, size, size):
+        raise ValueError(f"images must have shape (N, {channels}, {size}, {size}), got {tuple(x.shape)}")
+    return x
+
+
+def class_labels(labels, n: int, num_classes: int, model: str) -> torch.Tensor | None:
+    """``n`` class labels for a conditional model (one label repeats), None for an unconditional one; anything else
+    is a ``ValueError`` saying what the ``model`` ("VAE", "GAN") takes."""
+    if not num_classes:
+        if labels is not None:
+            raise ValueError(f"this {model} is unconditional; it takes no labels")
+        return None
+    if labels is None:
+        raise ValueError(f"this {model} is conditional: pass labels in 0..{num_classes - 1}")
+    labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
+    if labels.numel() == 1:
+        labels = labels.expand(n)
+    if labels.numel() != n or labels.min() < 0 or labels.max() >= num_classes:
+        raise ValueError(f"labels must be one or {n} integers in 0..{num_classes - 1}, got {labels.tolist()}")
+    return labels
+
+
+def model_output(x: torch.Tensor, output_type: str):
+    """A pipeline's images as asked: ``"pt"`` (the tensor in [-1, 1]) or ``"pil"``."""
+    if output_type == "pt":
+        return x
+    if output_type == "pil":
+        return tensor_to_pil(x)
+    raise ValueError(f"output_type must be 'pil' or 'pt', got {output_type!r}")

@@ -89,7 +89,7 @@ def wait_for_client(proc, port: int, timeout: float = 240):
 
 def train_cli(*args: str) -> int:
     """Run `genkit train ...` in this process (the real CLI entry point)."""
-    from genkit.cli import main
+    from genkit.cli.main import main
 
     return main(["train", *args])
 

@@ -16,7 +16,7 @@ from genkit_lstm import LSTMConfig, LSTMForCausalLM
 from torch import nn
 from torch.distributed.fsdp import fully_shard
 
-from genkit import checkpoint as ckpt
+from genkit.training import checkpoint as ckpt
 
 
 def sharded_model(seed: int) -> tuple[nn.ModuleDict, torch.optim.Optimizer]:

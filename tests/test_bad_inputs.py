@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from genkit.cli import main
+from genkit.cli.main import main
 from genkit.errors import GenkitError
 
 FAST = ("--log-with", "none", "--no-eval")
@@ -510,7 +510,7 @@ def _dcgan(models):
 
 
 def _plugin(name):
-    from genkit.registry import get_plugin
+    from genkit.plugin.registry import get_plugin
 
     return get_plugin(name)
 

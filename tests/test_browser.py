@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from test_demos import grid_size, serving_threads, tile_size, trained_model  # noqa: F401
 
-from genkit.demo import launch
-from genkit.spaces import build_space
+from genkit.ui.demo import launch
+from genkit.ui.spaces import build_space
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(

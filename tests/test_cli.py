@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from genkit.cli import main
+from genkit.cli.main import main
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

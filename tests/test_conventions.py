@@ -20,7 +20,7 @@ from conftest import RecordingHfApi, train_cli
 from safetensors.torch import load_file
 
 import genkit
-from genkit.cli import main
+from genkit.cli.main import main
 
 TINY = ("--preset", "tiny", "--no-eval", "--report-to", "none")
 ROOT = Path(__file__).resolve().parents[1]

@@ -352,8 +352,10 @@ def test_decoded_images_are_cached_on_disk_and_read_from_there(tmp_path, monkeyp
     gives the same tensors as decoding in memory, and other preprocessing gets its own cache entry."""
     import genkit
     import genkit.data as data
+    import genkit.data.cache as cache
+    import genkit.data.prepare as prepare
+    from genkit.config.resolve import resolve_config
     from genkit.data import splits_for
-    from genkit.trainer import resolve_config
 
     plugin = genkit.get_plugin("vae")
     config = resolve_config(plugin, "tiny", {"dataset": str(_photos(tmp_path / "photos"))})
@@ -361,20 +363,20 @@ def test_decoded_images_are_cached_on_disk_and_read_from_there(tmp_path, monkeyp
     first = data.prepare_images(splits, dict(config))
     root = Path(datasets.config.HF_DATASETS_CACHE) / "genkit-images"
     (entry,) = [
-        p for p in root.iterdir() if (p / "meta.json").is_file() and p.name == data._image_cache_key(splits, config)
+        p for p in root.iterdir() if (p / "meta.json").is_file() and p.name == cache.image_cache_key(splits, config)
     ]
     assert {p.name for p in entry.iterdir()} == {"train.npy", "test.npy", "meta.json"}
 
     decoded = []
-    real = data._decode_into
-    monkeypatch.setattr(data, "_decode_into", lambda *a: decoded.append(1) or real(*a))
+    real = cache.decode_into
+    monkeypatch.setattr(cache, "decode_into", lambda *a: decoded.append(1) or real(*a))
     again = data.prepare_images(splits_for(config, "image"), dict(config))
     assert not decoded  # read from the cache
     for part in ("train", "test"):
         a, b = getattr(first, part), getattr(again, part)
         assert np.array_equal(np.asarray(a.pixels), np.asarray(b.pixels)) and len(a) == len(b)
     # The in-memory path (data without a fingerprint) decodes to the very same arrays.
-    monkeypatch.setattr(data, "_image_cache_key", lambda *a: None)
+    monkeypatch.setattr(prepare, "image_cache_key", lambda *a: None)
     in_memory = data.prepare_images(splits_for(config, "image"), dict(config))
     assert decoded and np.array_equal(np.asarray(in_memory.train.pixels), np.asarray(first.train.pixels))
     monkeypatch.undo()
@@ -432,8 +434,8 @@ def test_cached_run_trains_like_a_fresh_one(tmp_path, monkeypatch):
 
 def test_labelled_folder_from_the_cache_keeps_labels_and_classes(tmp_path):
     import genkit
+    from genkit.config.resolve import resolve_config
     from genkit.data import folder_index, index_folder, prepare_cached_folder, splits_for
-    from genkit.trainer import resolve_config
 
     for cls in ("cat", "dog"):
         _photos(tmp_path / "pets" / cls, 8)

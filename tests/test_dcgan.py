@@ -15,7 +15,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 import genkit
-import genkit.cli
+import genkit.cli.main
 from genkit.errors import ConfigError
 from genkit.plugin import DataInfo, StepContext
 

@@ -14,10 +14,10 @@ from genkit_ddpm import ClassConditionalDDPMPipeline, GenkitDDPMPipeline, compat
 from safetensors.torch import load_file
 
 import genkit
-from genkit.checkpoint import load_tensors_and_json
-from genkit.cli import main
+from genkit.cli.main import main
 from genkit.errors import PickleRefusedError
 from genkit.plugin import StepContext
+from genkit.training.checkpoint import load_tensors_and_json
 
 FAST = ("--log-with", "none", "--no-eval")
 

@@ -20,7 +20,7 @@ pytest.importorskip("gradio")
 import gradio as gr  # noqa: E402
 
 import genkit  # noqa: E402
-from genkit import demo as core  # noqa: E402
+from genkit.ui import demo as core  # noqa: E402
 
 
 # ---- shared with test_spaces.py and test_browser.py ---------------------------------------------------------------
@@ -372,7 +372,7 @@ def free_port() -> int:
 
 
 def test_genkit_demo_command_serves_the_model(tiny_vae):
-    from genkit.cli import main
+    from genkit.cli.main import main
 
     port = free_port()
     result = {}
@@ -397,7 +397,7 @@ def test_genkit_demo_command_serves_the_model(tiny_vae):
 
 
 def test_genkit_demo_command_errors_are_one_line(tiny_vae, tmp_path, capsys):
-    from genkit.cli import main
+    from genkit.cli.main import main
 
     assert main(["demo", str(tmp_path)]) == 2
     assert "is not a genkit model" in capsys.readouterr().err

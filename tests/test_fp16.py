@@ -13,10 +13,10 @@ import pytest
 import torch
 from conftest import train_cli
 
+from genkit.config.resolve import resolve_config
 from genkit.data import splits_for
 from genkit.plugin import StepContext
-from genkit.registry import get_plugin
-from genkit.trainer import resolve_config
+from genkit.plugin.registry import get_plugin
 
 CASES = {
     "vae": {},
@@ -110,7 +110,7 @@ def test_ddpm_samples_from_the_same_noise_in_every_precision(tiny_ddpm, dtype):
 
 
 def test_a_loss_scalers_state_round_trips_through_a_checkpoint_file(tmp_path):
-    from genkit.checkpoint import load_tensors_and_json, save_tensors_and_json
+    from genkit.training.checkpoint import load_tensors_and_json, save_tensors_and_json
 
     scaler = torch.amp.GradScaler("cpu", init_scale=1024.0, growth_interval=7)
     weight = torch.nn.Parameter(torch.ones(2))

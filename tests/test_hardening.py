@@ -22,7 +22,7 @@ from conftest import RecordingHfApi
 from PIL import Image
 
 import genkit
-from genkit.cli import main
+from genkit.cli.main import main
 from genkit.errors import ConfigError, DataError, GenkitError, TrainingError, WeightsError
 
 T = ["train", "vae", "--preset", "tiny", "--log-with", "none", "--no-eval"]
@@ -93,6 +93,7 @@ def test_a_link_planted_in_a_built_space_is_refused_by_space_push(tiny_vae, tmp_
 
 
 def test_python_paths_refuse_links_too(cloned_with_links):
+    from genkit.hub.push import push_to_hub
     from genkit.io import upload_plan
 
     clone, _ = cloned_with_links
@@ -102,7 +103,7 @@ def test_python_paths_refuse_links_too(cloned_with_links):
         upload_plan(clone)
     api = RecordingHfApi()
     with pytest.raises(GenkitError, match="a link to"):
-        genkit.io.push_to_hub(clone, "someone/x", api=api)
+        push_to_hub(clone, "someone/x", api=api)
     assert api.calls == []  # refused before the repo is even created
 
 
@@ -308,9 +309,9 @@ def test_output_inside_the_dataset_folder_is_refused(tmp_path, capsys):
 
 # ---- 5. images as they are ---------------------------------------------------------------------------------------
 def _train_on(folder: Path, tmp_path: Path, **settings):
+    from genkit.config.resolve import resolve_config
     from genkit.data import splits_for
-    from genkit.registry import get_plugin
-    from genkit.trainer import resolve_config
+    from genkit.plugin.registry import get_plugin
 
     plugin = get_plugin("vae")
     config = resolve_config(plugin, "tiny", {"dataset": str(folder), "image_size": 8, **settings})
@@ -381,7 +382,7 @@ def test_load_casts_to_the_requested_dtype(tiny_vae):
 def vae_demo(tiny_vae):
     from gradio_client import Client
 
-    from genkit.demo import load_demo
+    from genkit.ui.demo import load_demo
 
     demo = load_demo(str(tiny_vae))
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
@@ -515,7 +516,7 @@ def test_a_full_disk_while_checkpointing_leaves_the_old_model_and_says_so(tiny_v
 
 
 def test_write_failures_are_training_errors():
-    from genkit.trainer import _write_failure
+    from genkit.training.outputs import write_failure as _write_failure
 
     with pytest.raises(TrainingError, match="could not write checkpoint-3 into x"):
         with _write_failure("checkpoint-3", Path("x")):

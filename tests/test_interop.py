@@ -264,7 +264,7 @@ def test_fine_tunes_a_bare_unet_folder(stock_ddpm, tmp_path):
     ],
 )
 def test_flags_that_change_the_base_are_refused(stock_ddpm, tmp_path, capsys, flags, message):
-    from genkit.cli import main
+    from genkit.cli.main import main
 
     code = main(["train", "ddpm", "--init-from", str(stock_ddpm), "--output", str(tmp_path / "x"), *TUNE, *flags])
     assert code == 2 and message in capsys.readouterr().err
@@ -310,7 +310,7 @@ def test_fine_tunes_a_stock_ddpm_with_two_processes(stock_ddpm, tmp_path):
 
 
 def test_a_conditional_base_needs_data_with_its_classes(conditional_ddpm, tmp_path, capsys):
-    from genkit.cli import main
+    from genkit.cli.main import main
 
     out = tmp_path / "x"
     argv = ["train", "ddpm", "--init-from", str(conditional_ddpm), "--dataset", "shapes", "--output", str(out), *TUNE]

@@ -13,7 +13,8 @@ from safetensors.torch import load_file
 
 import genkit
 from genkit.errors import ConfigError, GenkitError, PickleRefusedError, WeightsError
-from genkit.io import push_to_hub, upload_plan
+from genkit.hub.push import push_to_hub
+from genkit.io import upload_plan
 
 
 def copy_model(src: Path, dst: Path) -> Path:

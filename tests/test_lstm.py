@@ -17,7 +17,7 @@ from genkit_lstm.plugin import TokenStreams, encode
 from safetensors.torch import load_file
 
 import genkit
-from genkit.cli import main
+from genkit.cli.main import main
 from genkit.data import load_splits
 from genkit.errors import GenkitError
 
@@ -243,7 +243,7 @@ def test_tokens_are_cached_on_disk_and_memory_mapped(tmp_path, monkeypatch):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text((ZEN + "\n") * 30)
     plugin = genkit.get_plugin("lstm")
-    from genkit.trainer import resolve_config
+    from genkit.config.resolve import resolve_config
 
     config = resolve_config(plugin, "tiny", {"dataset": str(corpus)})
     splits = load_splits(str(corpus), "text")
@@ -525,9 +525,9 @@ def test_fine_tuning_reports_the_text_the_base_vocabulary_misses(tmp_path, train
 
 
 def test_extend_vocab_grows_only_new_rows(tmp_path, trained):
+    from genkit.config.resolve import resolve_config
     from genkit.data import load_splits
-    from genkit.registry import get_plugin
-    from genkit.trainer import resolve_config
+    from genkit.plugin.registry import get_plugin
 
     other = tmp_path / "other.txt"
     other.write_text(NEW_TEXT)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from huggingface_hub import constants
 from sklearn.datasets import load_digits
 
-from genkit.metrics import (
+from genkit.eval.metrics import (
     class_accuracy,
     embed,
     evaluate_images,

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 import genkit
-from genkit import registry
 from genkit.errors import GenkitError, PluginError
+from genkit.plugin import registry
 
 
 def make_distribution(root, dist: str, entry_points: dict[str, str], modules: dict[str, str]) -> None:
@@ -111,8 +111,9 @@ def test_plugins_md_is_a_complete_reference():
     """docs/plugins.md names every hook and attribute of genkit.Plugin and every trainer config key."""
     import inspect
 
+    from genkit.config import TRAINER_DEFAULTS
+    from genkit.config.settings import settings_table
     from genkit.plugin import Plugin
-    from genkit.trainer import TRAINER_DEFAULTS
 
     doc = (Path(__file__).parents[1] / "docs" / "plugins.md").read_text()
     members = {n for n, _ in inspect.getmembers(Plugin) if not n.startswith("_")}
@@ -121,6 +122,8 @@ def test_plugins_md_is_a_complete_reference():
     assert not missing, f"docs/plugins.md does not describe: {missing}"
     keys = sorted(k for k in TRAINER_DEFAULTS if f"`{k}`" not in doc)
     assert not keys, f"docs/plugins.md lacks trainer keys: {keys}"
+    table = doc.split("<!-- settings-table: generated from genkit.config.settings.settings_table() -->\n")[1]
+    assert table.split("\n<!-- end settings-table -->")[0] == settings_table()  # the one declaration, as it is
     for name in ("OptimizerSpec", "StepContext", "PreparedData", "DataInfo", "ConfigError", "check-plugin"):
         assert name in doc
 
@@ -129,8 +132,8 @@ def test_flags_are_derived_from_defaults(tmp_path):
     """Every plugin setting is a train flag, typed from limits/defaults; a True-by-default switch can be turned off."""
     import argparse
 
-    from genkit.cli import build_parser
-    from genkit.trainer import TRAINER_DEFAULTS
+    from genkit.cli.main import build_parser
+    from genkit.config import TRAINER_DEFAULTS
 
     for name in ("vae", "dcgan", "ddpm", "lstm"):
         plugin = genkit.get_plugin(name)

@@ -17,9 +17,9 @@ from huggingface_hub import SpaceCard
 from PIL import Image
 from test_demos import free_port, grid_size, served, serving_threads, tile_size, trained_model  # noqa: F401
 
-from genkit.cli import main
+from genkit.cli.main import main
 from genkit.errors import GenkitError
-from genkit.spaces import build_space, push_space
+from genkit.ui.spaces import build_space, push_space
 
 
 def files_under(folder: Path) -> set[str]:
@@ -173,11 +173,11 @@ def test_a_wheel_install_carries_the_space_templates(tiny_vae, tmp_path):
     site = tmp_path / "site"
     with zipfile.ZipFile(wheel) as archive:  # what pip install would put into site-packages
         archive.extractall(site)
-    assert (site / "genkit" / "space_template" / "app.py").is_file()
+    assert (site / "genkit" / "ui" / "space_template" / "app.py").is_file()
     for family in ("vae", "dcgan", "ddpm", "lstm"):
         assert (site / f"genkit_{family}" / "space" / "README.md").is_file()
     script = (
-        "import sys, genkit; from genkit.spaces import space_template, build_space; "
+        "import sys, genkit; from genkit.ui.spaces import space_template, build_space; "
         "print(*space_template(genkit.get_plugin('vae'))); print(build_space(sys.argv[1], sys.argv[2]))"
     )
     env = {**os.environ, "PYTHONPATH": str(site)}  # ahead of the editable checkout
@@ -190,7 +190,7 @@ def test_a_wheel_install_carries_the_space_templates(tiny_vae, tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     app, card, out = done.stdout.split()[-3:]
-    assert Path(app) == site / "genkit" / "space_template" / "app.py"
+    assert Path(app) == site / "genkit" / "ui" / "space_template" / "app.py"
     assert Path(card) == site / "genkit_vae" / "space" / "README.md"
     assert (Path(out) / "app.py").read_text() == Path(app).read_text()
 

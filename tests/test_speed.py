@@ -11,7 +11,8 @@ from conftest import train_cli
 from safetensors.torch import load_file
 
 import genkit
-from genkit.trainer import Trainer, resolve_config
+from genkit.config.resolve import resolve_config
+from genkit.training.trainer import Trainer
 
 TINY = ("vae", "--preset", "tiny", "--max-steps", "6", "--no-eval", "--report-to", "none")
 

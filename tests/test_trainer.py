@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from conftest import free_port, train_cli
 from safetensors.torch import load_file
@@ -240,9 +241,12 @@ def test_random_flip_default_resume_and_never_in_evaluation(tmp_path, monkeypatc
     assert train_cli(*args, "--no-eval", "--output", str(tmp_path / "digits")) == 0
     assert json.loads((tmp_path / "digits" / "genkit.json").read_text())["config"]["random_flip"] is False
     calls = []
-    real = genkit.data.random_flip
-    monkeypatch.setattr(genkit.data, "random_flip", lambda pixels, seed: calls.append(seed) or real(pixels, seed))
-    from genkit.trainer import Trainer, resolve_config
+    import genkit.plugin.contract as contract
+
+    real = contract.random_flip  # what Plugin.augment calls
+    monkeypatch.setattr(contract, "random_flip", lambda pixels, seed: calls.append(seed) or real(pixels, seed))
+    from genkit.config.resolve import resolve_config
+    from genkit.training.trainer import Trainer
 
     plugin = genkit.get_plugin("vae")
     overrides = {"dataset": str(folder), "output": str(tmp_path / "mine"), "max_steps": 4, "checkpoint_every": 2}
@@ -259,3 +263,50 @@ def test_random_flip_default_resume_and_never_in_evaluation(tmp_path, monkeypatc
     assert train_cli(*args, "--dataset", str(folder), "--output", str(tmp_path / "mine"), "--resume", "latest") == 0
     resumed = weights(tmp_path / "mine")
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+
+
+def _frozen_run(plugin, tmp_path, name: str, **settings):
+    from genkit.config.resolve import resolve_config
+    from genkit.training.trainer import Trainer
+
+    overrides = {"output": str(tmp_path / name), "eval": False, "log_with": "none", "max_steps": 6, **settings}
+    run = Trainer(plugin, resolve_config(plugin, "tiny", overrides))
+    run.train()
+    return run
+
+
+def _parts(family: str, modules: dict) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """(the part a plugin freezes, a part that trains): the VAE's decoder and encoder, the generator's first and
+    last layers."""
+    if family == "vae":
+        return modules["model"].decoder, modules["model"].encoder
+    return modules["generator"].net[0], modules["generator"].net[-2]
+
+
+def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The weights (not buffers such as BatchNorm's running statistics, which any forward pass in train mode moves)."""
+    return {k: v.detach().clone() for k, v in module.named_parameters()}
+
+
+@pytest.mark.parametrize("family", ["vae", "dcgan"])
+def test_a_module_the_plugin_froze_stays_frozen_through_every_phase(family, tmp_path):
+    """A plugin that trains only part of its model (the VAE without its decoder; the GAN with the generator's first
+    layer frozen) gets those weights back bit for bit, though every phase switches gradients on and off (the GAN
+    has two phases per step), and the flags are left as the plugin set them."""
+
+    class PartlyFrozen(type(genkit.get_plugin(family))):
+        def build(self, config, info):
+            modules = super().build(config, info)
+            frozen, trained = _parts(family, modules)
+            frozen.requires_grad_(False)
+            self.before = _state(frozen), _state(trained)
+            return modules
+
+    plugin = PartlyFrozen()
+    run = _frozen_run(plugin, tmp_path, family, **({"n_critic": 1} if family == "dcgan" else {}))
+    frozen, trained = _parts(family, run.unwrapped)
+    frozen_before, trained_before = plugin.before
+    assert all(torch.equal(frozen_before[k], v) for k, v in _state(frozen).items())
+    assert not any(p.requires_grad for p in frozen.parameters())
+    assert any(not torch.equal(trained_before[k], v) for k, v in _state(trained).items())  # the rest trained
+    assert all(p.requires_grad for p in trained.parameters())

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import PIL.Image
 import torch
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 
-from genkit.images import check_count, pil_to_tensor, seeded, tensor_to_pil
-from genkit.pipeline import GenkitPipeline  # export: from diffusers import DiffusionPipeline as GenkitPipeline
+from genkit.images import check_count, class_labels, model_input, model_output, seeded
+from genkit.plugin.pipeline import GenkitPipeline  # export: from diffusers import DiffusionPipeline as GenkitPipeline
 
 from .modeling_dcgan import DCGANDiscriminator, DCGANGenerator
 
@@ -32,19 +31,8 @@ class DCGANPipeline(GenkitPipeline):
         return self.generator.config.num_classes
 
     def _labels(self, labels, n: int) -> torch.Tensor | None:
-        k = self.num_classes
-        if not k:
-            if labels is not None:
-                raise ValueError("this GAN is unconditional; it takes no labels")
-            return None
-        if labels is None:
-            raise ValueError(f"this GAN is conditional: pass labels in 0..{k - 1}")
-        labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
-        if labels.numel() == 1:
-            labels = labels.expand(n)
-        if labels.numel() != n or labels.min() < 0 or labels.max() >= k:
-            raise ValueError(f"labels must be one or {n} integers in 0..{k - 1}, got {labels.tolist()}")
-        return labels.to(self.device)
+        labels = class_labels(labels, n, self.num_classes, "GAN")
+        return None if labels is None else labels.to(self.device)
 
     def _latents(self, latents: torch.Tensor) -> torch.Tensor:
         d = self.generator.config.latent_dim
@@ -58,25 +46,10 @@ class DCGANPipeline(GenkitPipeline):
         return z.to(self.device, self.generator.dtype)
 
     def _to_tensor(self, images) -> torch.Tensor:
-        """PIL images (or a tensor in [-1, 1]) -> (N, C, S, S) in [-1, 1] on the pipeline's device; images are
-        converted as training data is (16-bit scaled, transparency on white, centre square)."""
+        """PIL images (converted as training data is) or a tensor in [-1, 1] -> the discriminator's input, on its
+        device."""
         size, channels = self.generator.config.image_size, self.generator.config.out_channels
-        if isinstance(images, torch.Tensor):
-            x = images if images.dim() == 4 else images.unsqueeze(0)
-        else:
-            check_count("images", 1 if isinstance(images, PIL.Image.Image) else len(images), MAX_BATCH_SIZE)
-            x = pil_to_tensor(images, size, channels)
-        check_count("images", x.shape[0], MAX_BATCH_SIZE)
-        if tuple(x.shape[1:]) != (channels, size, size):
-            raise ValueError(f"images must have shape (N, {channels}, {size}, {size}), got {tuple(x.shape)}")
-        return x.to(self.device, self.discriminator.dtype)
-
-    def _output(self, x: torch.Tensor, output_type: str):
-        if output_type == "pt":
-            return x
-        if output_type == "pil":
-            return tensor_to_pil(x)
-        raise ValueError(f"output_type must be 'pil' or 'pt', got {output_type!r}")
+        return model_input(images, size, channels, MAX_BATCH_SIZE).to(self.device, self.discriminator.dtype)
 
     # ---- generation ------------------------------------------------------------------------------------------
     def make_latents(self, n: int, seed: int = 0) -> torch.Tensor:
@@ -99,7 +72,7 @@ class DCGANPipeline(GenkitPipeline):
         if latents is None:
             latents = torch.randn(batch_size, self.generator.config.latent_dim, generator=generator)
         z = self._latents(latents)
-        images = self._output(self.generator(z, self._labels(labels, z.shape[0])), output_type)
+        images = model_output(self.generator(z, self._labels(labels, z.shape[0])), output_type)
         return ImagePipelineOutput(images=images) if return_dict else (images,)
 
     def sample(self, n: int, seed: int = 0, labels=None, output_type: str = "pil"):

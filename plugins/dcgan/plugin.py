@@ -310,7 +310,7 @@ class DCGANPlugin(Plugin):
     # ---- evaluation --------------------------------------------------------------------------------------------
     def evaluate(self, pipeline: DCGANPipeline, data: PreparedData, config: dict[str, Any]) -> dict[str, Any]:
         """Fréchet distance, precision/recall and class metrics in genkit's offline domain-classifier feature space."""
-        from genkit.metrics import evaluate_images
+        from genkit.eval.metrics import evaluate_images
 
         n = int(config.get("eval_samples") or self.defaults["eval_samples"])
         seed = int(config.get("seed", 0))

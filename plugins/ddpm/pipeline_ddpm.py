@@ -12,14 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import PIL.Image
 import torch
 from diffusers import DDPMPipeline, DDPMScheduler, SchedulerMixin, UNet2DModel
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 from diffusers.utils.torch_utils import randn_tensor
 
-from genkit.pipeline import GenkitPipeline  # export: from diffusers import DiffusionPipeline as GenkitPipeline
+from genkit.plugin.pipeline import GenkitPipeline  # export: from diffusers import DiffusionPipeline as GenkitPipeline
 
 __all__ = [
     "ClassConditionalDDPMPipeline",
@@ -182,11 +180,34 @@ class DenoisingLoopMixin:
                 entry in the returned dict replaces x_t.
         """
         sampler = self.check_inputs(scheduler, eta, class_labels, guidance_scale, batch_size)
+        steps = self._check_call(sampler, num_inference_steps, output_type, return_intermediates)
+        labels = self._labels(class_labels, batch_size)
+        # 1. start from pure noise x_T, scaled as the sampler expects (1 for DDPM/DDIM, sigma_max for Euler-type);
+        # drawn in float32 and then cast, so a seed gives the same noise in float16 and bfloat16 as in float32
+        size = self.unet.config.sample_size
+        height, width = (size, size) if isinstance(size, int) else size
+        shape = (batch_size, self.unet.config.in_channels, height, width)
+        sampler.set_timesteps(steps, device=self._execution_device)
+        x = randn_tensor(shape, generator=generator, device=self._execution_device, dtype=torch.float32)
+        x = x.to(self.unet.dtype) * sampler.init_noise_sigma
+        step_kwargs = {"generator": generator} if "generator" in inspect.signature(sampler.step).parameters else {}
+        step_kwargs.update({"eta": eta} if eta is not None else {})
+        x, kept = self._denoise(
+            x, sampler, labels, guidance_scale, step_kwargs, return_intermediates, callback_on_step_end
+        )
+        images = self._postprocess(x, output_type)
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return (images,)
+        inter = [self._postprocess(v, output_type) for v, _ in kept] if return_intermediates else None
+        return DDPMSamplingOutput(images=images, intermediates=inter, intermediate_steps=[i for _, i in kept] or None)
+
+    def _check_call(self, sampler, num_inference_steps, output_type: str, return_intermediates: int) -> int:
+        """The denoising steps (None: every training timestep for DDPM, 50 otherwise), with the other arguments."""
         if return_intermediates < 0:
             raise ValueError(f"return_intermediates must be >= 0, got {return_intermediates}")
         if output_type not in ("pil", "np", "pt"):
             raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}")
-        labels = self._labels(class_labels, batch_size)
         if num_inference_steps is None:
             num_inference_steps = sampler.config.num_train_timesteps if isinstance(sampler, DDPMScheduler) else 50
         if not 1 <= num_inference_steps <= sampler.config.num_train_timesteps:
@@ -194,56 +215,30 @@ class DenoisingLoopMixin:
                 f"num_inference_steps must be in [1, {sampler.config.num_train_timesteps}] (the training timesteps), "
                 f"got {num_inference_steps}"
             )
+        return num_inference_steps
 
-        size = self.unet.config.sample_size
-        height, width = (size, size) if isinstance(size, int) else size
-        shape = (batch_size, self.unet.config.in_channels, height, width)
-        device = self._execution_device
-        # 1. start from pure noise x_T, scaled as the sampler expects (1 for DDPM/DDIM, sigma_max for Euler-type);
-        # drawn in float32 and then cast, so a seed gives the same noise in float16 and bfloat16 as in float32
-        sampler.set_timesteps(num_inference_steps, device=device)
-        x = randn_tensor(shape, generator=generator, device=device, dtype=torch.float32).to(self.unet.dtype)
-        x = x * sampler.init_noise_sigma
-        step_kwargs = {}
-        if "generator" in inspect.signature(sampler.step).parameters:
-            step_kwargs["generator"] = generator
-        if eta is not None:
-            step_kwargs["eta"] = eta
-
-        intermediates, intermediate_steps = [], []
-        if return_intermediates:
-            intermediates.append(x)
-            intermediate_steps.append(0)
+    def _denoise(self, x, sampler, labels, guidance_scale, step_kwargs: dict, every: int, callback) -> tuple:
+        """x_T -> x_0 along the sampler's timesteps; with ``every`` > 0 also x_T, every k-th x_t and x_0 (with the
+        number of steps done)."""
+        kept = [(x, 0)] if every else []
         timesteps = sampler.timesteps
         for i, t in enumerate(self.progress_bar(timesteps)):
             # 2. predict the noise (or v) from x_t
             model_output = self.predict(sampler.scale_model_input(x, t), t, labels, guidance_scale)
             # 3. x_t -> x_t-1
             x = sampler.step(model_output, t, x, **step_kwargs).prev_sample
-            if callback_on_step_end is not None:
-                x = callback_on_step_end(self, i, t, {"latents": x}).get("latents", x)
-            if return_intermediates and ((i + 1) % return_intermediates == 0 or i == len(timesteps) - 1):
-                intermediates.append(x)
-                intermediate_steps.append(i + 1)
-
-        images = self._postprocess(x, output_type)
-        inter = [self._postprocess(v, output_type) for v in intermediates] if return_intermediates else None
-        self.maybe_free_model_hooks()
-        if not return_dict:
-            return (images,)
-        return DDPMSamplingOutput(images=images, intermediates=inter, intermediate_steps=intermediate_steps or None)
+            if callback is not None:
+                x = callback(self, i, t, {"latents": x}).get("latents", x)
+            if every and ((i + 1) % every == 0 or i == len(timesteps) - 1):
+                kept.append((x, i + 1))
+        return x, kept
 
     def _postprocess(self, x: torch.Tensor, output_type: str):
         image = (x / 2 + 0.5).clamp(0, 1)
         if output_type == "pt":
             return image
         image = image.float().cpu().permute(0, 2, 3, 1).numpy()
-        return image if output_type == "np" else _to_pil(image)
-
-
-def _to_pil(images: np.ndarray) -> list[PIL.Image.Image]:
-    arrays = (images * 255).round().astype("uint8")
-    return [PIL.Image.fromarray(a[..., 0], mode="L") if a.shape[-1] == 1 else PIL.Image.fromarray(a) for a in arrays]
+        return image if output_type == "np" else self.numpy_to_pil(image)
 
 
 # ---- unconditional: saved as a stock DDPMPipeline -------------------------------------------------------------------

@@ -364,7 +364,7 @@ class DDPMPlugin(Plugin):
 
     def evaluate(self, pipeline, data: PreparedData, config: dict[str, Any]) -> dict[str, Any]:
         """Fréchet distance, precision/recall and class metrics of generated images against the test split."""
-        from genkit.metrics import evaluate_images
+        from genkit.eval.metrics import evaluate_images
 
         n = int(self._setting(config, "eval_samples"))
         scheduler, steps = self._setting(config, "eval_scheduler"), int(self._setting(config, "eval_steps"))

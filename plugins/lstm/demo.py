@@ -10,7 +10,7 @@ from genkit_lstm.plugin import unknown_pieces
 from genkit_lstm.tokenization_lstm import NEWLINE
 from transformers import StoppingCriteria, TextIteratorStreamer
 
-from genkit.demo import MODEL_QUEUE, demo_blocks, enable_queue, require_values, saved_json, seed_input
+from genkit.ui.demo import MODEL_QUEUE, demo_blocks, enable_queue, require_values, saved_json, seed_input
 
 __all__ = ["MAX_NEW_TOKENS", "MAX_PROMPT_CHARS", "TokenStreamer", "build_demo"]
 
@@ -51,57 +51,6 @@ def build_demo(pipeline) -> gr.Blocks:
     model, tokenizer = pipeline.model, pipeline.tokenizer
     vocab = len(tokenizer)
     level = saved_json(model, "genkit.json").get("config", {}).get("tokenizer")  # "char" | "word"
-
-    def generate(prompt, max_new_tokens, temperature, top_k, top_p, seed):
-        require_values(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
-        prompt = prompt or ""
-        if len(prompt) > MAX_PROMPT_CHARS:
-            raise gr.Error(f"the prompt has {len(prompt)} characters; at most {MAX_PROMPT_CHARS}")
-        text = prompt or NEWLINE  # no prompt: start at a new line, as `genkit sample` does
-        unknown = unknown_pieces(tokenizer, text)
-        if unknown:
-            gr.Warning(f"not in the model's vocabulary, read as <unk>: {', '.join(map(repr, unknown[:10]))}")
-        input_ids = tokenizer(text, return_tensors="pt")["input_ids"].to(model.device)
-        streamer = TokenStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
-        stop, failure = threading.Event(), []
-        # Temperature 0 is greedy decoding, where top-k and top-p have no say.
-        options = {"do_sample": temperature > 0}
-        if temperature > 0:
-            options.update(temperature=float(temperature), top_k=int(top_k), top_p=float(top_p))
-
-        def run():
-            try:
-                # The global RNG: a seed reproduces a text when no other request samples at the same time.
-                torch.manual_seed(int(seed))
-                model.generate(
-                    input_ids,
-                    attention_mask=torch.ones_like(input_ids),
-                    max_new_tokens=int(max_new_tokens),
-                    streamer=streamer,
-                    stopping_criteria=[StopWhenSet(stop)],
-                    **options,
-                )
-            except Exception as exc:  # reported to the visitor below; the stream must end either way
-                failure.append(exc)
-                streamer.end()
-
-        worker = threading.Thread(target=run, daemon=True)
-        worker.start()
-        out, shown = prompt, False
-        try:
-            for piece in streamer:
-                if piece:  # special tokens such as <unk> decode to nothing
-                    out += piece
-                    shown = True
-                    yield out
-        finally:
-            stop.set()  # also when Gradio closes this generator because the visitor went away
-            worker.join()
-        if failure:
-            raise gr.Error(f"generation failed: {failure[0]}")
-        if not shown:
-            yield out
-
     with demo_blocks("LSTM text demo") as demo:
         gr.Markdown(
             f"# Recurrent language model\nA {model.config.num_hidden_layers}-layer {model.config.cell.upper()} over "
@@ -120,5 +69,64 @@ def build_demo(pipeline) -> gr.Blocks:
         button = gr.Button("Generate", variant="primary")
         output = gr.Textbox(label="Text", lines=12, elem_id="genkit-text")
         inputs = [prompt, max_new_tokens, temperature, top_k, top_p, seed]
-        button.click(generate, inputs, output, api_name="generate", concurrency_id=MODEL_QUEUE)
+        button.click(_generator(model, tokenizer), inputs, output, api_name="generate", concurrency_id=MODEL_QUEUE)
     return enable_queue(demo)
+
+
+def _generator(model, tokenizer):
+    """The streaming ``generate`` event: the text so far after every token, generation on its own thread."""
+
+    def generate(prompt, max_new_tokens, temperature, top_k, top_p, seed):
+        require_values(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+        prompt = prompt or ""
+        if len(prompt) > MAX_PROMPT_CHARS:
+            raise gr.Error(f"the prompt has {len(prompt)} characters; at most {MAX_PROMPT_CHARS}")
+        text = prompt or NEWLINE  # no prompt: start at a new line, as `genkit sample` does
+        unknown = unknown_pieces(tokenizer, text)
+        if unknown:
+            gr.Warning(f"not in the model's vocabulary, read as <unk>: {', '.join(map(repr, unknown[:10]))}")
+        # Temperature 0 is greedy decoding, where top-k and top-p have no say.
+        options = {"do_sample": temperature > 0, "max_new_tokens": int(max_new_tokens)}
+        if temperature > 0:
+            options.update(temperature=float(temperature), top_k=int(top_k), top_p=float(top_p))
+        input_ids = tokenizer(text, return_tensors="pt")["input_ids"].to(model.device)
+        yield from _stream(model, tokenizer, input_ids, int(seed), options, prompt)
+
+    return generate
+
+
+def _stream(model, tokenizer, input_ids, seed: int, options: dict, prompt: str):
+    """Run ``generate`` on a thread and yield the growing text; stop it when the visitor goes away."""
+    streamer = TokenStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    stop, failure = threading.Event(), []
+
+    def run():
+        try:
+            torch.manual_seed(seed)  # the global RNG: a seed reproduces a text when no other request samples
+            model.generate(
+                input_ids,
+                attention_mask=torch.ones_like(input_ids),
+                streamer=streamer,
+                stopping_criteria=[StopWhenSet(stop)],
+                **options,
+            )
+        except Exception as exc:  # reported to the visitor below; the stream must end either way
+            failure.append(exc)
+            streamer.end()
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    out, shown = prompt, False
+    try:
+        for piece in streamer:
+            if piece:  # special tokens such as <unk> decode to nothing
+                out += piece
+                shown = True
+                yield out
+    finally:
+        stop.set()  # also when Gradio closes this generator because the visitor went away
+        worker.join()
+    if failure:
+        raise gr.Error(f"generation failed: {failure[0]}")
+    if not shown:
+        yield out

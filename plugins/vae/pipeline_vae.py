@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import math
 
-import PIL.Image
 import torch
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 
-from genkit.images import check_count, pil_to_tensor, seeded, tensor_to_pil
-from genkit.pipeline import GenkitPipeline  # export: from diffusers import DiffusionPipeline as GenkitPipeline
+from genkit.images import check_count, class_labels, model_input, model_output, seeded
+from genkit.plugin.pipeline import GenkitPipeline  # export: from diffusers import DiffusionPipeline as GenkitPipeline
 
 from .modeling_vae import VAEModel, kl_divergence
 
@@ -30,45 +29,15 @@ class VAEPipeline(GenkitPipeline):
 
     # ---- conversions -----------------------------------------------------------------------------------------
     def _to_tensor(self, images) -> torch.Tensor:
-        """PIL images (or a tensor in [-1, 1]) -> (N, C, H, W) tensor in [-1, 1] on the pipeline's device; images are
-        converted as training data is (16-bit scaled, transparency on white, centre square)."""
-        if isinstance(images, torch.Tensor):
-            x = images if images.dim() == 4 else images.unsqueeze(0)
-            if not torch.isfinite(x).all():
-                raise ValueError("images must be finite: the tensor holds NaN or infinite values")
-        else:
-            count = 1 if isinstance(images, PIL.Image.Image) else len(images)
-            check_count("images", count, MAX_BATCH_SIZE)
-            x = pil_to_tensor(images, self.vae.config.image_size, self.vae.config.in_channels)
-        check_count("images", x.shape[0], MAX_BATCH_SIZE)
-        expected = (self.vae.config.in_channels, self.vae.config.image_size, self.vae.config.image_size)
-        if tuple(x.shape[1:]) != expected:
-            raise ValueError(
-                f"images must have shape (N, {expected[0]}, {expected[1]}, {expected[2]}), got {tuple(x.shape)}"
-            )
-        return x.to(self.device, self.vae.dtype)
+        """PIL images (converted as training data is) or a tensor in [-1, 1] -> the model's input, on its device."""
+        config = self.vae.config
+        return model_input(images, config.image_size, config.in_channels, MAX_BATCH_SIZE).to(
+            self.device, self.vae.dtype
+        )
 
     def _labels(self, labels, n: int) -> torch.Tensor | None:
-        k = self.vae.config.num_classes
-        if not k:
-            if labels is not None:
-                raise ValueError("this VAE is unconditional; it takes no labels")
-            return None
-        if labels is None:
-            raise ValueError(f"this VAE is conditional: pass labels in 0..{k - 1}")
-        labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
-        if labels.numel() == 1:
-            labels = labels.expand(n)
-        if labels.numel() != n or labels.min() < 0 or labels.max() >= k:
-            raise ValueError(f"labels must be {n} integers in 0..{k - 1}, got {labels.tolist()}")
-        return labels.to(self.device)
-
-    def _output(self, x: torch.Tensor, output_type: str):
-        if output_type == "pt":
-            return x
-        if output_type == "pil":
-            return tensor_to_pil(x)
-        raise ValueError(f"output_type must be 'pil' or 'pt', got {output_type!r}")
+        labels = class_labels(labels, n, self.vae.config.num_classes, "VAE")
+        return None if labels is None else labels.to(self.device)
 
     # ---- generation ------------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -83,7 +52,7 @@ class VAEPipeline(GenkitPipeline):
         """Decode ``batch_size`` draws from the prior N(0, I)."""
         check_count("batch_size", batch_size, MAX_BATCH_SIZE)
         z = torch.randn(batch_size, self.vae.config.latent_dim, generator=generator).to(self.device, self.vae.dtype)
-        images = self._output(self.vae.to_images(self.vae.decode(z, self._labels(labels, batch_size))), output_type)
+        images = model_output(self.vae.to_images(self.vae.decode(z, self._labels(labels, batch_size))), output_type)
         return ImagePipelineOutput(images=images) if return_dict else (images,)
 
     def sample(self, n: int, seed: int = 0, labels=None, output_type: str = "pil"):
@@ -101,7 +70,7 @@ class VAEPipeline(GenkitPipeline):
     def decode(self, latents: torch.Tensor, labels=None, output_type: str = "pil"):
         z = torch.as_tensor(latents).to(self.device, self.vae.dtype).reshape(-1, self.vae.config.latent_dim)
         check_count("latents", z.shape[0], MAX_BATCH_SIZE)
-        return self._output(self.vae.to_images(self.vae.decode(z, self._labels(labels, z.shape[0]))), output_type)
+        return model_output(self.vae.to_images(self.vae.decode(z, self._labels(labels, z.shape[0]))), output_type)
 
     def reconstruct(self, images, labels=None, output_type: str = "pil"):
         """Encode to the posterior mean and decode it back."""

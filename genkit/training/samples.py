@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from genkit.data import make_grid
 from genkit.errors import GenkitError
 
 __all__ = ["MAX_SAMPLES", "check_sample_file", "log_samples", "sample_file", "write_samples"]
@@ -70,8 +71,6 @@ def write_samples(plugin, pipeline, path: str | Path, n: int = 64, seed: int = 0
         path.write_text("\n\n----\n\n".join(samples) + "\n")
         return samples
     from PIL.PngImagePlugin import PngInfo
-
-    from genkit.data import make_grid
 
     grid = make_grid(samples)
     info = PngInfo()

@@ -8,7 +8,7 @@ where it listens.
 
 from pathlib import Path
 
-from genkit.demo import launch, load_demo
+from genkit.ui.demo import launch, load_demo
 
 MODEL = Path(__file__).parent / "model"  # set by genkit space build
 

@@ -18,6 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from genkit.errors import GenkitError
+from genkit.hub.push import push_to_hub
+from genkit.io import shared_files, staged_folder
+from genkit.plugin.opening import open_model
+from genkit.validation import check_output_folder
+from genkit.version import __version__
 
 __all__ = ["DEFAULT_TEMPLATE", "build_space", "push_space", "space_template", "space_requirements"]
 
@@ -78,8 +83,6 @@ def _copy_module(module_name: str, out: Path) -> None:
 
 def _bundle_code(plugin_name: str, out: Path) -> list[Distribution]:
     """Unpack genkit and the plugin's package into ``out`` with a dist-info declaring the plugin's entry point."""
-    import genkit
-
     ep = _plugin_entry_point(plugin_name)
     genkit_dist = Distribution.from_name("genkit")
     plugin_dist = ep.dist or genkit_dist
@@ -89,7 +92,7 @@ def _bundle_code(plugin_name: str, out: Path) -> list[Distribution]:
     info.mkdir()
     (info / "METADATA").write_text(
         f"Metadata-Version: 2.1\nName: {plugin_dist.metadata['Name']}\nVersion: {plugin_dist.version}\n"
-        f"Summary: bundled by genkit {genkit.__version__} space build\n"
+        f"Summary: bundled by genkit {__version__} space build\n"
     )
     (info / "entry_points.txt").write_text(f"[genkit.plugins]\n{ep.name} = {ep.value}\n")
     return [genkit_dist] if plugin_dist.metadata["Name"] == "genkit" else [genkit_dist, plugin_dist]
@@ -111,9 +114,6 @@ def build_space(
     The model's files are copied into ``out/model`` unless ``hub_id`` is given: then the Space loads the model
     from that Hub repo when it starts, and the folder holds no weights.
     """
-    from genkit.io import open_model, staged_folder
-    from genkit.validation import check_output_folder
-
     opened = open_model(model)  # checked as genkit.load checks it, before anything is copied into the Space
     folder, meta, plugin = opened.folder, opened.meta, opened.plugin
     app, card = space_template(plugin)
@@ -139,8 +139,6 @@ def _write_space(
 ) -> None:
     import gradio
     from huggingface_hub import SpaceCard
-
-    from genkit.io import shared_files
 
     # The model is a Hub repo when named by --hub-id, or when MODEL itself was a repo id rather than a folder.
     repo_id = hub_id or (None if Path(model).expanduser().is_dir() else str(model))
@@ -193,8 +191,6 @@ def _write_space(
 def push_space(folder: str | Path, space_id: str, *, private: bool = False, dry_run: bool = False, api=None):
     """Create the Gradio Space ``space_id`` if needed and upload ``folder``; with ``dry_run``, only the plan."""
     from huggingface_hub import SpaceCard
-
-    from genkit.io import push_to_hub
 
     folder = Path(folder)
     readme, app = folder / "README.md", folder / APP_FILE

@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import importlib
+import inspect
+import re
 import sys
 import warnings
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 
 from genkit.errors import GenkitError, PluginError
-from genkit.plugin import is_plugin_class, missing_hooks
+from genkit.plugin.contract import is_plugin_class, missing_hooks
 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "broken_plugins",
     "get_plugin",
     "import_plugin_modules",
+    "in_process_origin",
     "is_plugin",
     "list_plugins",
     "refresh",
+    "register",
 ]
 
 ENTRY_POINT_GROUP = "genkit.plugins"
@@ -109,9 +113,43 @@ def _load(entry: _Entry) -> object | None:
     return obj
 
 
+# ---- plugins defined in this process (a notebook cell, a script) -------------------------------------------------
+_in_process: dict[str, object] = {}
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+def register(plugin):
+    """Register a plugin defined in this process (a ``genkit.Plugin`` subclass or instance, e.g. from a notebook
+    cell) under its ``name``, after the same contract check as an installed plugin's; returns the plugin object.
+    Registering a name again (a re-run cell) replaces the earlier one; an installed plugin's name is refused."""
+    name = getattr(plugin, "name", None)
+    what = plugin.__name__ if inspect.isclass(plugin) else type(plugin).__name__
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise PluginError(f"plugin {what} needs a name of lowercase letters, digits, '-' and '_', got {name!r}")
+    missing = missing_hooks(plugin)
+    if missing:
+        raise PluginError(
+            f"plugin {name!r} ({what}) does not satisfy the plugin contract: missing {', '.join(missing)}"
+        )
+    if name in _discover():
+        raise PluginError(
+            f"plugin name {name!r} belongs to the installed plugin {_discover()[name].source}; give yours another name"
+        )
+    obj = plugin() if is_plugin_class(plugin) else plugin
+    _in_process[name] = obj
+    return obj
+
+
+def in_process_origin(name: str) -> str | None:
+    """``module.Class`` of an in-process plugin, None for an installed one: recorded with what it saves."""
+    plugin = _in_process.get(name)
+    return None if plugin is None else f"{type(plugin).__module__}.{type(plugin).__qualname__}"
+
+
 def list_plugins() -> list[str]:
-    """Names of the plugins that load and satisfy the contract, sorted."""
-    return sorted(name for name, entry in _discover().items() if _load(entry) is not None)
+    """Names of the plugins that load and satisfy the contract (installed and in-process), sorted."""
+    installed = {name for name, entry in _discover().items() if _load(entry) is not None}
+    return sorted(installed | set(_in_process))
 
 
 def broken_plugins() -> dict[str, str]:
@@ -129,6 +167,8 @@ def is_plugin(name: str) -> bool:
 
 def get_plugin(name: str):
     """The plugin object registered under ``name``; a clear error for unknown or broken names."""
+    if name in _in_process:
+        return _in_process[name]
     entries = _discover()
     if name not in entries:
         known = ", ".join(list_plugins()) or "none installed"

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from genkit.cli.train_flags import add_train_arguments, known_spellings
 from genkit.errors import GenkitError
 
 __all__ = ["build_parser", "main"]
@@ -17,182 +18,34 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line and exit 2, like every other user mistake
         self.exit(2, f"{self.prog}: error: {message}\n")
 
-
-def _add_train_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("plugin", help="model family: see `genkit list`")
-    g = p.add_argument_group("data")
-    g.add_argument("--dataset", help="digits | shapes | stdlib | a local folder/file | a Hub dataset id")
-    g.add_argument("--image-size", type=int, help="resize images to this size (square)")
-    g.add_argument("--channels", type=int, choices=(1, 3), help="convert images to 1 or 3 channels")
-    g.add_argument("--num-samples", type=int, help="size of a generated dataset (shapes)")
-    g.add_argument("--test-fraction", type=float, help="held-out fraction when the data has no test split")
-    for option, text in (
-        ("--random-flip", "mirror training images left-right at random (evaluation never sees it)"),
-        (
-            "--center-crop",
-            "crop images to their centre square before resizing (--no-center-crop: squash them to a square)",
-        ),
-        (
-            "--random-crop",
-            "train on random windows of images stored at 9/8 the size (evaluation sees the centre window)",
-        ),
-    ):
-        g.add_argument(option, action=argparse.BooleanOptionalAction, default=None, help=text)
-    g.add_argument(
-        "--background",
-        choices=("white", "black"),
-        help="what transparent pixels of RGBA/LA/palette images become (composited on this colour)",
-    )
-    g.add_argument(
-        "--streaming",
-        action="store_true",
-        default=None,
-        help="read the dataset as a stream (datasets' IterableDataset) instead of downloading it whole",
-    )
-    g.add_argument("--shuffle-buffer", type=int, help="--streaming: examples held in the shuffle buffer")
-    g.add_argument("--image-column", help="override the detected image column")
-    g.add_argument(
-        "--image-root", help="a folder that image paths in a table may point into, besides the dataset's own folder"
-    )
-    g.add_argument("--label-column", help="override the detected label column")
-    g.add_argument("--text-column", help="override the detected text column")
-    g.add_argument("--dataset-config", help="a Hub dataset's configuration (subset) name")
-    g.add_argument("--split", help="the split to train on (a Hub dataset's; default: train)")
-    g.add_argument("--test-split", help="the split to evaluate on (default: test or validation, else held out)")
-    g.add_argument("--dataset-revision", "--revision", dest="dataset_revision", help="a Hub dataset's revision")
-    g.add_argument(
-        "--skip-bad-images",
-        action="store_true",
-        default=None,
-        help="leave out image files that cannot be read (each is named) instead of stopping",
-    )
-    g = p.add_argument_group("training")
-    g.add_argument("--preset", default="small", help="tiny (tests) | small (CPU default) | base (GPU)")
-    g.add_argument("--output", help="output folder (default outputs/<plugin>-<dataset>)")
-    steps = g.add_mutually_exclusive_group()
-    steps.add_argument("--max-steps", type=int, help="optimizer updates to train for")
-    steps.add_argument("--epochs", type=float, help="passes over the training split")
-    g.add_argument("--batch-size", type=int)
-    g.add_argument("--lr", type=float, help="learning rate")
-    g.add_argument("--lr-scheduler", help="constant | constant_with_warmup | linear | cosine | ...")
-    g.add_argument("--warmup-steps", type=int)
-    g.add_argument("--grad-accum", type=int, help="micro-batches per optimizer update")
-    g.add_argument("--max-grad-norm", type=float, help="clip gradients to this norm (0: off)")
-    g.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"))
-    g.add_argument("--seed", type=int)
-    g.add_argument("--checkpoint-every", type=int, help="save checkpoint-<step>/ every N updates")
-    g.add_argument("--checkpoints-total-limit", type=int, help="keep only the newest N checkpoints")
-    g.add_argument("--sample-every", type=int, help="write a sample grid every N updates (0: only at the end)")
-    g.add_argument("--log-every", type=int)
-    g.add_argument("--num-sample-images", type=int)
-    g.add_argument(
-        "--report-to",
-        "--log-with",
-        dest="log_with",
-        choices=("tensorboard", "wandb", "all", "none"),
-        help="accelerate trackers for scalars, sample grids, text samples and the final metrics",
-    )
-    g.add_argument("--no-eval", dest="eval", action="store_false", default=None, help="skip the final evaluation")
-    g.add_argument("--resume", help="'latest' or a checkpoint folder: continue an interrupted run")
-    g.add_argument("--init-from", help="start from a saved model (folder or Hub id) instead of random weights")
-    g.add_argument("--overwrite", action="store_true", help="train into an output folder that holds checkpoints")
-    g = p.add_argument_group("speed (GPU; docs/benchmarks.md measures each)")
-    g.add_argument("--allow-tf32", action="store_true", default=None, help="TF32 matmuls/convolutions (Ampere+)")
-    g.add_argument("--channels-last", action="store_true", default=None, help="NHWC memory format (image models)")
-    g.add_argument("--fused-optimizer", action="store_true", default=None, help="AdamW's fused kernel")
-    g.add_argument(
-        "--compile",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="torch.compile (inductor) via accelerate",
-    )
-    g.add_argument("--num-workers", type=int, help="DataLoader worker processes")
-    g = p.add_argument_group("Hub")
-    g.add_argument(
-        "--push-to-hub", action="store_true", default=None, help="upload the final model and card when training ends"
-    )
-    g.add_argument(
-        "--hub-model-id", help="user/name to push to (default: the output folder's name, in your namespace)"
-    )
-    g.add_argument("--hub-private", action="store_true", default=None, help="create the Hub repo as private")
+    def parse_known_args(self, args=None, namespace=None):
+        """Every long flag also answers to its underscore spelling (``--max_grad_norm``), as in the diffusers and
+        transformers scripts, except the spellings that are flags of their own (``--output_dir``)."""
+        if args is not None:
+            keep = known_spellings()
+            args = [_dashed(a) if a.startswith("--") and a.split("=")[0] not in keep else a for a in args]
+        return super().parse_known_args(args, namespace)
 
 
-# The spellings of diffusers' and transformers' example training scripts (train_unconditional.py, run_clm.py, ...)
-# for the flags that mean the same here. Every flag also answers to its underscore spelling (--max_grad_norm).
-SCRIPT_ALIASES = {
-    "--output": ["--output_dir"],
-    "--dataset": ["--dataset_name", "--train_data_dir"],
-    "--dataset-config": ["--dataset_config_name"],
-    "--image-size": ["--resolution"],
-    "--batch-size": ["--train_batch_size", "--per_device_train_batch_size"],
-    "--lr": ["--learning_rate"],
-    "--warmup-steps": ["--lr_warmup_steps"],
-    "--grad-accum": ["--gradient_accumulation_steps"],
-    "--epochs": ["--num_train_epochs"],
-    "--max-steps": ["--max_train_steps"],
-    "--checkpoint-every": ["--checkpointing_steps"],
-    "--resume": ["--resume_from_checkpoint"],
-    "--hub-private": ["--hub_private_repo"],
-    "--sample-every": ["--save_images_steps"],
-    "--num-workers": ["--dataloader_num_workers"],
-}
-
-
-def _add_aliases(parser: argparse.ArgumentParser) -> None:
-    """Let every long flag answer to its script spellings (shown in --help) and its underscore spelling (not shown)."""
-    for action in list(parser._actions):
-        for option in list(action.option_strings):
-            for alias in SCRIPT_ALIASES.get(option, []):
-                action.option_strings.append(alias)
-                parser._option_string_actions[alias] = action
-            underscore = "--" + option[2:].replace("-", "_")
-            if option.startswith("--") and underscore not in parser._option_string_actions:
-                parser._option_string_actions[underscore] = action
-
-
-# Trainer keys whose None default leaves the choice to accelerate, and what accelerate picks when nothing is set.
-ACCELERATE_OWNED = {"mixed_precision": "no", "grad_accum": "1", "compile": "off"}
-# Trainer keys whose None default is settled by the data.
-DATA_OWNED = {"random_flip": "on for your own images (folder, Hub, in memory), off for digits, mnist and shapes"}
-
-
-def _describe_defaults(parser: argparse.ArgumentParser, plugin) -> None:
-    """Append each flag's default, and what each preset sets it to, to its help (`genkit train PLUGIN --help`)."""
-    from genkit.trainer import TRAINER_DEFAULTS
-
-    defaults = {**TRAINER_DEFAULTS, **plugin.defaults, "dataset": plugin.default_dataset}
-    for action in parser._actions:
-        key = action.dest
-        if key not in defaults or not action.option_strings:
-            continue
-        presets = ", ".join(f"{name}: {p[key]}" for name, p in plugin.presets.items() if key in p)
-        default = defaults[key]
-        if default is None and key in DATA_OWNED:
-            default = DATA_OWNED[key]
-        elif default is None and key in ACCELERATE_OWNED:
-            unset = ACCELERATE_OWNED[key]
-            default = f"from accelerate (accelerate config, launch flags, ACCELERATE_* variables; else {unset})"
-        text = f"default: {default}" + (f"; {presets}" if presets else "")
-        action.help = f"{action.help} ({text})" if action.help else f"({text})"
-    parser.epilog = "presets: " + "; ".join(
-        f"{name} = {', '.join(f'{k}={v}' for k, v in p.items())}" for name, p in plugin.presets.items()
-    )
+def _dashed(arg: str) -> str:
+    flag, sep, value = arg.partition("=")
+    return flag.replace("_", "-") + sep + value
 
 
 def build_parser(plugin=None, command: str | None = None) -> argparse.ArgumentParser:
     """The parser; with ``plugin``, that plugin's flags are added to the ``command`` sub-parser."""
     parser = _Parser(prog="genkit", description="Train, share and show classic generative models.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
     sub.add_parser("list", help="list installed plugins")
-
     p = sub.add_parser("train", help="train a model", description="Train a plugin's model with Accelerate.")
-    _add_train_arguments(p)
-    if plugin is not None and command == "train":
-        plugin.add_arguments(p.add_argument_group(f"{plugin.name} options"))
-        _describe_defaults(p, plugin)
-    _add_aliases(p)
+    add_train_arguments(p, plugin if command == "train" else None)
+    _add_model_commands(sub, plugin, command)
+    _add_sharing_commands(sub)
+    return parser
 
+
+def _add_model_commands(sub, plugin, command: str | None) -> None:
+    """``sample``, ``eval`` (each with the plugin's own flags), ``info`` and ``check-plugin``."""
     p = sub.add_parser("sample", help="sample from a model")
     p.add_argument("model", help="model folder or Hub repo id")
     p.add_argument("--n", type=int, default=None, help="number of samples (default: 64 images, or 1 text)")
@@ -201,7 +54,6 @@ def build_parser(plugin=None, command: str | None = None) -> argparse.ArgumentPa
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file genkit did not write")
     if plugin is not None and command == "sample":
         plugin.add_sample_arguments(p.add_argument_group(f"{plugin.name} options"))
-
     p = sub.add_parser("eval", help="evaluate a model; prints JSON and updates its model card")
     p.add_argument("model", help="model folder or Hub repo id")
     p.add_argument("--dataset", help="evaluate on this data (default: the training dataset)")
@@ -209,27 +61,8 @@ def build_parser(plugin=None, command: str | None = None) -> argparse.ArgumentPa
     p.add_argument("--no-card", action="store_true", help="do not write the results into the folder's model card")
     if plugin is not None and command == "eval":
         plugin.add_eval_arguments(p.add_argument_group(f"{plugin.name} options"))
-
     p = sub.add_parser("info", help="show a model's plugin, config, data and evaluation")
     p.add_argument("model", help="model folder or Hub repo id")
-
-    p = sub.add_parser("push", help="upload a model folder to the Hub")
-    p.add_argument("model", help="model folder")
-    p.add_argument("repo_id", help="user/name")
-    p.add_argument("--private", action="store_true")
-    p.add_argument("--dry-run", action="store_true", help="print what would be uploaded, send nothing")
-
-    p = sub.add_parser("export", help="export a model for stock diffusers/transformers (trust_remote_code)")
-    p.add_argument("model", help="model folder or Hub repo id")
-    p.add_argument("--out", required=True, help="folder to write")
-    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
-
-    p = sub.add_parser("demo", help="serve a model's Gradio demo")
-    p.add_argument("model", help="model folder or Hub repo id")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--share", action="store_true", help="ask Gradio for a public share link")
-
     p = sub.add_parser(
         "check-plugin",
         help="self-check a plugin: tiny train, save/load, resume, evaluation and demo endpoints",
@@ -239,6 +72,23 @@ def build_parser(plugin=None, command: str | None = None) -> argparse.ArgumentPa
     p.add_argument("name", help="plugin name (see `genkit list`)")
     p.add_argument("--verbose", action="store_true", help="show the training output")
 
+
+def _add_sharing_commands(sub) -> None:
+    """``push``, ``export``, ``demo`` and ``space build|push``."""
+    p = sub.add_parser("push", help="upload a model folder to the Hub")
+    p.add_argument("model", help="model folder")
+    p.add_argument("repo_id", help="user/name")
+    p.add_argument("--private", action="store_true")
+    p.add_argument("--dry-run", action="store_true", help="print what would be uploaded, send nothing")
+    p = sub.add_parser("export", help="export a model for stock diffusers/transformers (trust_remote_code)")
+    p.add_argument("model", help="model folder or Hub repo id")
+    p.add_argument("--out", required=True, help="folder to write")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
+    p = sub.add_parser("demo", help="serve a model's Gradio demo")
+    p.add_argument("model", help="model folder or Hub repo id")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--share", action="store_true", help="ask Gradio for a public share link")
     p = sub.add_parser("space", help="build or publish a Hugging Face Space for a model")
     space = p.add_subparsers(dest="space_command", required=True, parser_class=_Parser)
     b = space.add_parser("build", help="write a ready-to-publish Space folder")
@@ -252,20 +102,19 @@ def build_parser(plugin=None, command: str | None = None) -> argparse.ArgumentPa
     s.add_argument("space_id", help="user/name")
     s.add_argument("--private", action="store_true")
     s.add_argument("--dry-run", action="store_true", help="print the files and repo settings, send nothing")
-    return parser
 
 
 def _plugin_for(argv: list[str]):
     """The plugin a command line is about, so its own flags can be parsed, and for sample/eval the opened model
     (each None when it cannot be told yet)."""
-    from genkit.registry import get_plugin
+    from genkit.plugin.registry import get_plugin
 
     if len(argv) < 2 or argv[1].startswith("-"):
         return None, None
     if argv[0] == "train":
         return get_plugin(argv[1]), None
     if argv[0] in ("sample", "eval"):
-        from genkit.io import open_model
+        from genkit.plugin.opening import open_model
 
         model = open_model(argv[1])
         return model.plugin, model
@@ -273,7 +122,7 @@ def _plugin_for(argv: list[str]):
 
 
 def _open(path: str):
-    from genkit.io import open_model
+    from genkit.plugin.opening import open_model
 
     return open_model(path)
 
@@ -285,7 +134,7 @@ def _plugin_kwargs(args: argparse.Namespace, parser: argparse.ArgumentParser, co
 
 
 def cmd_list(args) -> None:
-    from genkit.registry import broken_plugins, get_plugin, list_plugins
+    from genkit.plugin.registry import broken_plugins, get_plugin, list_plugins
 
     for name in list_plugins():
         plugin = get_plugin(name)
@@ -296,7 +145,8 @@ def cmd_list(args) -> None:
 
 
 def cmd_train(args, plugin) -> None:
-    from genkit.trainer import resolve_config, run_training
+    from genkit.config.resolve import resolve_config
+    from genkit.training.run import run_training
 
     skip = ("command", "plugin", "preset", "resume", "init_from", "overwrite")
     overrides = {k: v for k, v in vars(args).items() if k not in skip}
@@ -307,8 +157,8 @@ def cmd_train(args, plugin) -> None:
 
 def cmd_sample(args, model, kwargs) -> None:
     from genkit.images import MAX_SEED
-    from genkit.io import load_opened
-    from genkit.samples import MAX_SAMPLES, check_sample_file, write_samples
+    from genkit.plugin.opening import load_opened
+    from genkit.training.samples import MAX_SAMPLES, check_sample_file, write_samples
     from genkit.validation import check_value
 
     plugin = model.plugin
@@ -318,7 +168,7 @@ def cmd_sample(args, model, kwargs) -> None:
     out = Path(args.out or ("samples.png" if plugin.task == "image" else "samples.txt"))
     if args.out is not None or plugin.task == "image":
         check_sample_file(out, overwrite=args.overwrite)
-    from genkit.pipeline import default_device, to_device
+    from genkit.plugin.pipeline import default_device, to_device
 
     pipeline = to_device(load_opened(model), default_device())
     try:
@@ -332,12 +182,12 @@ def cmd_sample(args, model, kwargs) -> None:
 
 
 def cmd_eval(args, model, kwargs) -> None:
-    from genkit.card import write_model_card
     from genkit.data import splits_for
+    from genkit.eval.metrics import check_finite
+    from genkit.hub.card import write_model_card
     from genkit.images import MAX_SEED
-    from genkit.io import load_opened
-    from genkit.metrics import check_finite
-    from genkit.pipeline import default_device, to_device
+    from genkit.plugin.opening import load_opened
+    from genkit.plugin.pipeline import default_device, to_device
     from genkit.validation import check_limits, check_value
 
     check_value("--seed", args.seed, int, f"[0, {MAX_SEED}]")
@@ -387,7 +237,8 @@ def cmd_info(args) -> None:
 
 
 def cmd_push(args) -> None:
-    from genkit.io import check_folder, push_to_hub, read_metadata
+    from genkit.hub.push import push_to_hub
+    from genkit.io import check_folder, read_metadata
 
     check_folder(args.model)
     read_metadata(args.model)
@@ -404,8 +255,9 @@ def cmd_push(args) -> None:
 
 
 def cmd_export(args) -> None:
-    from genkit.io import load_opened, open_model, staged_folder
+    from genkit.io import staged_folder
     from genkit.plugin import Plugin
+    from genkit.plugin.opening import load_opened, open_model
     from genkit.validation import check_output_folder
 
     model = open_model(args.model)
@@ -434,13 +286,13 @@ def cmd_export(args) -> None:
 
 
 def cmd_demo(args) -> None:
-    from genkit.demo import serve
+    from genkit.ui.demo import serve
 
     serve(args.model, host=args.host, port=args.port, share=args.share)
 
 
 def cmd_space(args) -> None:
-    from genkit import spaces
+    from genkit.ui import spaces
 
     if args.space_command == "build":
         out = spaces.build_space(args.model, args.out, title=args.title, hub_id=args.hub_id, overwrite=args.overwrite)
@@ -451,7 +303,7 @@ def cmd_space(args) -> None:
 
 
 def cmd_check_plugin(args) -> int:
-    from genkit.check import check_plugin
+    from genkit.cli.check_plugin import check_plugin
 
     results = check_plugin(args.name, verbose=args.verbose)
     failed = [r.step for r in results if not r.ok]

@@ -57,50 +57,14 @@ def write_model_card(
 ) -> ModelCard:
     """Write ``folder/README.md``; ``evaluation`` is a plugin's ``{"metrics": ..., "protocol": ...}``."""
     folder = Path(folder)
-    evaluation = evaluation or {}
-    metrics = evaluation.get("metrics", {})
-    protocol = evaluation.get("protocol", {})
-    split = protocol.get("split", "test")
-    is_hub_dataset = "/" in dataset and not Path(dataset).exists()
-    eval_results = [
-        EvalResult(
-            task_type=plugin.pipeline_tag,
-            dataset_type=dataset if is_hub_dataset else f"genkit/{Path(dataset).name}",
-            dataset_name=dataset,
-            dataset_split=split,
-            metric_type=name,
-            metric_name=name,
-            metric_value=float(value),
-        )
-        for name, value in metrics.items()
-        if isinstance(value, (int, float))
-    ]
-    conditional = plugin.task == "image" and bool(config.get("conditional"))
-    # The Hub has no task for class-conditional generation: such a model gets no pipeline_tag (which would file it
-    # under unconditional generation) and a tag that says what it is.
-    pipeline_tag = None if conditional else plugin.pipeline_tag
-    tags = ["genkit", plugin.name, plugin.task] + (["class-conditional-image-generation"] if conditional else [])
-    for result in eval_results:
-        result.task_type = pipeline_tag or "class-conditional-image-generation"
-    data = ModelCardData(
-        library_name=plugin.library_name,
-        pipeline_tag=pipeline_tag,
-        tags=tags,
-        datasets=[dataset] if is_hub_dataset else None,
-        model_name=f"genkit-{plugin.name}-{Path(dataset).name}",
-        eval_results=eval_results or None,
-        license="apache-2.0",
-        base_model=config.get("base_model"),
-    )
-    if config.get("base_model"):
-        data.base_model_relation = "finetune"
-    data.genkit = {"plugin": plugin.name, "training_config": config}
+    metrics = (evaluation or {}).get("metrics", {})
+    protocol = (evaluation or {}).get("protocol", {})
     if metrics:
         eval_section = _table(metrics) + "\n\nMeasured by `genkit eval` with this protocol:\n\n" + _table(protocol)
     else:
         eval_section = "Not evaluated yet: run `genkit eval` on this folder."
     card = ModelCard.from_template(
-        data,
+        _card_data(plugin, dataset, config, metrics, protocol.get("split", "test")),
         template_str=_TEMPLATE,
         title=f"genkit {plugin.name} on {Path(dataset).name}",
         family=plugin.name,
@@ -114,6 +78,43 @@ def write_model_card(
     )
     card.save(folder / "README.md")
     return card
+
+
+def _card_data(plugin, dataset: str, config: dict[str, Any], metrics: dict, split: str) -> ModelCardData:
+    """The card's front matter: library, task, tags, data, base model and the evaluation results."""
+    is_hub_dataset = "/" in dataset and not Path(dataset).exists()
+    conditional = plugin.task == "image" and bool(config.get("conditional"))
+    # The Hub has no task for class-conditional generation: such a model gets no pipeline_tag (which would file it
+    # under unconditional generation) and a tag that says what it is.
+    pipeline_tag = None if conditional else plugin.pipeline_tag
+    tags = ["genkit", plugin.name, plugin.task] + (["class-conditional-image-generation"] if conditional else [])
+    eval_results = [
+        EvalResult(
+            task_type=pipeline_tag or "class-conditional-image-generation",
+            dataset_type=dataset if is_hub_dataset else f"genkit/{Path(dataset).name}",
+            dataset_name=dataset,
+            dataset_split=split,
+            metric_type=name,
+            metric_name=name,
+            metric_value=float(value),
+        )
+        for name, value in metrics.items()
+        if isinstance(value, (int, float))
+    ]
+    data = ModelCardData(
+        library_name=plugin.library_name,
+        pipeline_tag=pipeline_tag,
+        tags=tags,
+        datasets=[dataset] if is_hub_dataset else None,
+        model_name=f"genkit-{plugin.name}-{Path(dataset).name}",
+        eval_results=eval_results or None,
+        license="apache-2.0",
+        base_model=config.get("base_model"),
+    )
+    if config.get("base_model"):
+        data.base_model_relation = "finetune"
+    data.genkit = {"plugin": plugin.name, "training_config": config}
+    return data
 
 
 def _stock_usage(folder: Path, repo_or_path: str) -> str:

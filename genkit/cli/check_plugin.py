@@ -20,6 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
+import genkit
+
 __all__ = ["CheckResult", "check_plugin"]
 
 
@@ -37,7 +41,6 @@ class CheckResult:
 
 def _fingerprint(samples: Any) -> list:
     """Comparable contents of what ``plugin.sample`` returned: image bytes, texts, or tensors as lists."""
-    import torch
 
     items = samples if isinstance(samples, (list, tuple)) else [samples]
     out = []
@@ -105,89 +108,97 @@ def check_plugin(
 ) -> list[CheckResult]:
     """Run the self-check of plugin ``name``; calls ``report`` with each step's result and returns them all.
     Training output is kept quiet unless ``verbose``."""
-    import genkit
-
-    results: list[CheckResult] = []
-    state: dict[str, Any] = {}
-    quiet = contextlib.nullcontext if verbose else lambda: _silenced(io.StringIO())
-
-    def step(label: str, fn: Callable[[], str]) -> bool:
-        start = time.perf_counter()
-        try:
-            with quiet():
-                detail = fn()
-            result = CheckResult(label, True, detail, time.perf_counter() - start)
-        except Exception as exc:
-            frames = traceback.extract_tb(exc.__traceback__)
-            where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
-            reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:400]
-            result = CheckResult(label, False, reason + where, time.perf_counter() - start)
-        results.append(result)
-        report(result)
-        return result.ok
-
     with tempfile.TemporaryDirectory(prefix=f"genkit-check-{name}-", dir=work_dir) as tmp:
-        root = Path(tmp)
-        run = root / "run"
-        train = {"preset": "tiny", "max_steps": 2, "checkpoint_every": 1, "log_with": "none", "sample_every": 0}
-
-        def contract() -> str:
-            state["plugin"] = plugin = genkit.get_plugin(name)
-            return f"{type(plugin).__module__}.{type(plugin).__name__}, task {plugin.task}"
-
-        def trained() -> str:
-            state["pipeline"] = genkit.train(name, output=run, **train)
-            checkpoints = sorted(p.name for p in run.glob("checkpoint-*"))
-            return f"2 steps of the tiny preset, checkpoints {', '.join(checkpoints)}"
-
-        def evaluated() -> str:
-            results_file = run / "eval_results.json"
-            if not results_file.is_file():
-                raise AssertionError("training wrote no eval_results.json (evaluate() returned nothing)")
-            metrics = json.loads(results_file.read_text()).get("metrics", {})
-            return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
-
-        def round_trip() -> str:
-            plugin, pipeline = state["plugin"], state["pipeline"]
-            copy = genkit.save(pipeline, root / "saved")
-            loaded = genkit.load(copy)
-            before, after = plugin.sample(pipeline, 2, seed=0), plugin.sample(loaded, 2, seed=0)
-            if _fingerprint(before) != _fingerprint(after):
-                raise AssertionError("genkit.load(genkit.save(pipeline)) samples differently for the same seed")
-            if hasattr(before[0], "save"):
-                state["image"] = root / "sample.png"
-                before[0].save(state["image"])
-            return f"2 samples equal after genkit.save -> genkit.load ({type(loaded).__name__})"
-
-        def resumed() -> str:
-            import torch
-
-            whole = _model_tensors(run)
-            shutil.rmtree(run / "checkpoint-2")
-            genkit.train(name, output=run, resume="latest", **train)
-            again = _model_tensors(run)
-            if whole.keys() != again.keys():
-                raise AssertionError(f"the resumed run saved other tensors: {sorted(whole.keys() ^ again.keys())[:5]}")
-            differ = [k for k in whole if not torch.equal(whole[k], again[k])]
-            if differ:
-                raise AssertionError(f"resuming from checkpoint-1 ended on other weights: {differ[:5]}")
-            return f"resumed from checkpoint-1, all {len(whole)} tensors equal to the uninterrupted run's"
-
-        def demo() -> str:
-            import gradio as gr
-
-            built = state["plugin"].build_demo(state["pipeline"])
-            if not isinstance(built, gr.Blocks):
-                raise AssertionError(f"build_demo returned {type(built).__name__}, not a gradio Blocks/Interface")
-            names = _call_endpoints(built, state.get("image"))
-            return f"{len(names)} endpoints answered: {', '.join(names)}"
-
-        if step("contract", contract) and step("train", trained):
-            step("evaluate", evaluated)
-            step("save/load", round_trip)
-            step("resume", resumed)
-            step("demo", demo)
+        check = _Check(name, Path(tmp))
+        quiet = contextlib.nullcontext if verbose else lambda: _silenced(io.StringIO())
+        results: list[CheckResult] = []
+        for label, step in check.steps():
+            result = _timed(label, step, quiet)
+            results.append(result)
+            report(result)
+            if not result.ok and label in ("contract", "train"):  # nothing after them can run
+                break
     return results
+
+
+def _timed(label: str, step: Callable[[], str], quiet) -> CheckResult:
+    start = time.perf_counter()
+    try:
+        with quiet():
+            detail = step()
+        return CheckResult(label, True, detail, time.perf_counter() - start)
+    except Exception as exc:
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:400]
+        return CheckResult(label, False, reason + where, time.perf_counter() - start)
+
+
+class _Check:
+    """The steps of one plugin's self-check, in order, sharing what the earlier ones made."""
+
+    TRAIN = {"preset": "tiny", "max_steps": 2, "checkpoint_every": 1, "log_with": "none", "sample_every": 0}
+
+    def __init__(self, name: str, root: Path):
+        self.name, self.root, self.run = name, root, root / "run"
+        self.plugin = self.pipeline = self.image = None
+
+    def steps(self) -> list[tuple[str, Callable[[], str]]]:
+        return [
+            ("contract", self.contract),
+            ("train", self.trained),
+            ("evaluate", self.evaluated),
+            ("save/load", self.round_trip),
+            ("resume", self.resumed),
+            ("demo", self.demo),
+        ]
+
+    def contract(self) -> str:
+        self.plugin = genkit.get_plugin(self.name)
+        return f"{type(self.plugin).__module__}.{type(self.plugin).__name__}, task {self.plugin.task}"
+
+    def trained(self) -> str:
+        self.pipeline = genkit.train(self.name, output=self.run, **self.TRAIN)
+        checkpoints = sorted(p.name for p in self.run.glob("checkpoint-*"))
+        return f"2 steps of the tiny preset, checkpoints {', '.join(checkpoints)}"
+
+    def evaluated(self) -> str:
+        results_file = self.run / "eval_results.json"
+        if not results_file.is_file():
+            raise AssertionError("training wrote no eval_results.json (evaluate() returned nothing)")
+        metrics = json.loads(results_file.read_text()).get("metrics", {})
+        return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+
+    def round_trip(self) -> str:
+        loaded = genkit.load(genkit.save(self.pipeline, self.root / "saved"))
+        before, after = self.plugin.sample(self.pipeline, 2, seed=0), self.plugin.sample(loaded, 2, seed=0)
+        if _fingerprint(before) != _fingerprint(after):
+            raise AssertionError("genkit.load(genkit.save(pipeline)) samples differently for the same seed")
+        if hasattr(before[0], "save"):
+            self.image = self.root / "sample.png"
+            before[0].save(self.image)
+        return f"2 samples equal after genkit.save -> genkit.load ({type(loaded).__name__})"
+
+    def resumed(self) -> str:
+        whole = _model_tensors(self.run)
+        shutil.rmtree(self.run / "checkpoint-2")
+        genkit.train(self.name, output=self.run, resume="latest", **self.TRAIN)
+        again = _model_tensors(self.run)
+        if whole.keys() != again.keys():
+            raise AssertionError(f"the resumed run saved other tensors: {sorted(whole.keys() ^ again.keys())[:5]}")
+        differ = [k for k in whole if not torch.equal(whole[k], again[k])]
+        if differ:
+            raise AssertionError(f"resuming from checkpoint-1 ended on other weights: {differ[:5]}")
+        return f"resumed from checkpoint-1, all {len(whole)} tensors equal to the uninterrupted run's"
+
+    def demo(self) -> str:
+        import gradio as gr
+
+        built = self.plugin.build_demo(self.pipeline)
+        if not isinstance(built, gr.Blocks):
+            raise AssertionError(f"build_demo returned {type(built).__name__}, not a gradio Blocks/Interface")
+        names = _call_endpoints(built, self.image)
+        return f"{len(names)} endpoints answered: {', '.join(names)}"
 
 
 @contextlib.contextmanager

@@ -7,6 +7,8 @@ stepping that optimizer on the loss it gets back (discriminator phase, then gene
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -16,7 +18,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from genkit.datatypes import DataInfo, PreparedData  # noqa: F401 - part of this module's API (plugins import them here)
+from genkit.config.settings import TRAINER_DEFAULTS
+from genkit.data import prepare_images, random_crop, random_flip
+from genkit.errors import ConfigError, GenkitError
+from genkit.io import check_folder, checked, read_metadata, validate_pipeline_folder
+from genkit.types import DataInfo, PreparedData  # noqa: F401 - part of this module's API (plugins import them here)
 
 __all__ = [
     "DataInfo",
@@ -44,6 +50,8 @@ REQUIRED_HOOKS = (
     "build_demo",
 )
 REQUIRED_PRESETS = ("tiny", "small", "base")
+# What a plugin trains on: images (``pixel_values``), text (token ids), or vectors such as 2-D points (``points``).
+TASKS = ("image", "text", "vector")
 
 
 @dataclass
@@ -131,8 +139,6 @@ class Plugin(ABC):
     # ---- data ------------------------------------------------------------------------------------------------
     def prepare_data(self, splits, config: dict[str, Any]) -> PreparedData:
         """Turn normalized ``datasets`` splits (train/test) into torch datasets. Images by default."""
-        from genkit.data import prepare_images
-
         return prepare_images(splits, config)
 
     def augment(self, batch: Any, ctx: StepContext, seed: int) -> Any:
@@ -143,8 +149,6 @@ class Plugin(ABC):
         changes images calls this one first."""
         if not isinstance(batch, dict) or "pixel_values" not in batch:
             return batch
-        from genkit.data import random_crop, random_flip
-
         pixels = batch["pixel_values"]
         if ctx.config.get("random_crop"):
             pixels = random_crop(pixels, int(ctx.config["image_size"]), seed ^ 0x2545F491)  # not the flips' draws
@@ -189,9 +193,6 @@ class Plugin(ABC):
         """The config values a fine-tuning base fixes: its ``base_keys``, image size and channels. They replace the
         preset's, and a flag that would change one is refused. By default the base is a genkit folder of this plugin;
         a plugin that fine-tunes other formats (the DDPM plugin: stock diffusers folders) overrides this."""
-        from genkit.errors import GenkitError
-        from genkit.io import read_metadata
-
         meta = read_metadata(folder)
         if meta["plugin"] != self.name:
             raise GenkitError(
@@ -207,9 +208,10 @@ class Plugin(ABC):
     def modules_from_base(self, folder: Path, data: PreparedData) -> dict[str, nn.Module]:
         """The trainable modules of a fine-tuning base, loaded once (``base_settings`` has accepted the folder) and
         fitted to the prepared data; a base that cannot train on it (another number of classes) is refused here."""
-        from genkit.io import load
-
-        return self.modules_from_pipeline(load(folder))
+        check_folder(folder)
+        validate_pipeline_folder(folder, self.pipeline_class)
+        with checked(folder):
+            return self.modules_from_pipeline(self.load_pipeline(folder))
 
     def save_pipeline(self, pipeline, path: str | Path) -> None:
         pipeline.save_pretrained(str(path), safe_serialization=True)
@@ -222,8 +224,6 @@ class Plugin(ABC):
     def export(self, pipeline, out_dir: Path) -> None:
         """Write a folder that stock libraries load without genkit (``genkit export``), when the saved folder is not
         one already (the LSTM adds its modeling code and ``auto_map``). Not offered by default."""
-        from genkit.errors import GenkitError
-
         raise GenkitError(f"plugin {self.name!r} has no export")
 
     @abstractmethod
@@ -242,8 +242,6 @@ class Plugin(ABC):
 def check_base_classes(base_classes: int, info: DataInfo) -> None:
     """Refuse fine-tuning a class-conditional base (``base_classes`` > 0) on data with another number of classes."""
     if base_classes and info.num_classes != base_classes:
-        from genkit.errors import ConfigError
-
         raise ConfigError(
             f"the base model is conditional on {base_classes} classes, and dataset {info.dataset!r} has "
             f"{info.num_classes or 'no'} classes; a conditional base fine-tunes on data with the same classes"
@@ -251,37 +249,35 @@ def check_base_classes(base_classes: int, info: DataInfo) -> None:
 
 
 def add_default_flags(parser, plugin: Plugin) -> None:
-    """One ``--key-name`` flag per plain value of ``plugin.defaults`` (see ``Plugin.add_arguments``)."""
-    import argparse
-
-    from genkit.settings import TRAINER_DEFAULTS
-
-    taken = {a.dest for a in getattr(parser, "_actions", [])}
+    """One ``--key-name`` flag per plain value of ``plugin.defaults`` (see ``Plugin.add_arguments``), its help ending
+    with the default and each preset's value; a flag the plugin added itself first is kept as it is."""
     for key, default in plugin.defaults.items():
-        if key in TRAINER_DEFAULTS or key in taken:
+        if key in TRAINER_DEFAULTS:
             continue
         options = plugin.flag_options.get(key, {})
         options = {"help": options} if isinstance(options, str) else dict(options)
+        presets = ", ".join(f"{name}: {p[key]}" for name, p in plugin.presets.items() if key in p)
+        described = f"default: {default}" + (f"; {presets}" if presets else "")
+        options["help"] = f"{options['help']} ({described})" if options.get("help") else f"({described})"
         kind = plugin.limits.get(key, (None,))[0]
-        flag = "--" + key.replace("_", "-")
         if isinstance(default, bool):
-            action = argparse.BooleanOptionalAction if default else "store_true"
-            parser.add_argument(flag, action=action, default=None, **options)
-            continue
-        if isinstance(default, (list, tuple)):
-            element = kind or (type(default[0]) if default else int)
-            parser.add_argument(flag, type=element, nargs=options.pop("nargs", "+"), default=None, **options)
-            continue
-        if default is not None and not isinstance(default, (int, float, str)):
+            options.update(action=argparse.BooleanOptionalAction if default else "store_true")
+        elif isinstance(default, (list, tuple)):
+            options.update(type=kind or (type(default[0]) if default else int), nargs=options.get("nargs", "+"))
+        elif default is None or isinstance(default, (int, float, str)):
+            element = kind or (type(default) if default is not None else str)
+            options.setdefault("type", None if "choices" in options else element)
+        else:
             continue  # not a plain value: the plugin adds its own flag, if any
-        kind = kind or (type(default) if default is not None else str)
-        parser.add_argument(flag, type=None if "choices" in options else kind, default=None, **options)
+        with contextlib.suppress(argparse.ArgumentError):  # the plugin's own flag of that name stays
+            parser.add_argument("--" + key.replace("_", "-"), default=None, **options)
 
 
 def missing_hooks(obj: Any) -> list[str]:
     """Names of contract attributes and hooks that ``obj`` lacks (empty when it satisfies the contract). The
     optional hooks and attributes come with defaults from ``Plugin``, so a plugin must be an instance of it."""
-    missing = [] if isinstance(obj, Plugin) else [f"genkit.Plugin as base class ({type(obj).__name__} is not one)"]
+    cls = obj if inspect.isclass(obj) else type(obj)
+    missing = [] if issubclass(cls, Plugin) else [f"genkit.Plugin as base class ({cls.__name__} is not one)"]
     missing += [a for a in REQUIRED_ATTRIBUTES if not hasattr(obj, a)]
     for hook in REQUIRED_HOOKS:
         fn = getattr(obj, hook, None)
@@ -290,8 +286,8 @@ def missing_hooks(obj: Any) -> list[str]:
     presets = getattr(obj, "presets", None)
     if isinstance(presets, dict):
         missing += [f"presets[{p!r}]" for p in REQUIRED_PRESETS if p not in presets]
-    if getattr(obj, "task", "image") not in ("image", "text"):
-        missing.append("task ('image' or 'text')")
+    if getattr(obj, "task", "image") not in TASKS:
+        missing.append(f"task (one of {', '.join(map(repr, TASKS))})")
     return missing
 
 

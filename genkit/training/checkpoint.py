@@ -33,6 +33,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from genkit.errors import GenkitError
+from genkit.io import METADATA_FILE, check_folder, is_interrupted_save, read_json
 
 __all__ = [
     "find_checkpoint",
@@ -242,8 +243,6 @@ _HIDDEN_RUN_ENTRY = re.compile(
 
 def is_run_folder(path: str | Path) -> bool:
     """True for a folder that genkit training wrote: a saved model, checkpoints, or only a run's logs and samples."""
-    from genkit.io import METADATA_FILE, is_interrupted_save
-
     path = Path(path)
     if not path.is_dir():
         return False
@@ -254,8 +253,6 @@ def is_run_folder(path: str | Path) -> bool:
 
 def verify_checkpoint(folder: Path) -> dict[str, Any]:
     """Check every file of a checkpoint before anything is loaded from it; returns its trainer state."""
-    from genkit.io import check_folder, read_json
-
     state = read_json(folder / "trainer_state.json", error=GenkitError)
     if not all(k in state for k in ("step", "epoch", "batch_in_epoch", "config")):
         raise GenkitError(

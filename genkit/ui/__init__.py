@@ -1,0 +1,1 @@
+"""What people see: the Gradio machinery every plugin's demo is built with (``demo``) and Spaces (``spaces``)."""
