@@ -6,6 +6,8 @@ A numeric setting is declared with its type and an interval written the way it r
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import os
 import re
@@ -14,14 +16,35 @@ from typing import Any
 
 from genkit.errors import ConfigError, GenkitError
 
-__all__ = ["check_limits", "check_output_folder", "check_value", "flag"]
+__all__ = ["check_limits", "check_output_folder", "check_value", "flag", "option", "python_spelling"]
 
 _INTERVAL = re.compile(r"^([\[(])\s*([^,\s]+)\s*,\s*([^\])\s]+)\s*([\])])$")
 
 
+_PYTHON = contextvars.ContextVar("genkit_python_spelling", default=False)
+
+
+@contextlib.contextmanager
+def python_spelling():
+    """Inside, messages name settings as ``genkit.train`` takes them (``lr``, ``overwrite=True``), not as flags."""
+    token = _PYTHON.set(True)
+    try:
+        yield
+    finally:
+        _PYTHON.reset(token)
+
+
 def flag(key: str) -> str:
-    """The command-line spelling of a config key."""
-    return "--" + key.replace("_", "-")
+    """A config key as the user gave it: ``--key-name`` on the command line, ``key_name`` from Python."""
+    return key if _PYTHON.get() else "--" + key.replace("_", "-")
+
+
+def option(key: str, value: str | None = None) -> str:
+    """A setting with its value as the user would write it: ``--resume latest`` / ``resume="latest"``, and for a
+    switch ``--overwrite`` / ``overwrite=True``."""
+    if _PYTHON.get():
+        return f"{key}={value!r}" if value is not None else f"{key}=True"
+    return flag(key) + (f" {value}" if value is not None else "")
 
 
 def check_value(name: str, value: Any, kind: type, interval: str) -> None:
@@ -56,14 +79,14 @@ def check_limits(config: dict[str, Any], limits: dict[str, tuple[type, str]]) ->
 
 
 def check_output_folder(
-    path: str | Path, *, own: bool, overwrite: bool, what: str = "--output", source: Path | None = None
+    path: str | Path, *, own: bool, overwrite: bool, what: str | None = None, source: Path | None = None
 ) -> Path:
     """Refuse an output path that is a file, unwritable, or a non-empty folder that is not genkit's own output.
 
     ``own`` says whether the folder's content is this command's own earlier output (then it may be written into);
     ``source`` is the model folder a command reads, which its output may never replace.
     """
-    path = Path(path)
+    path, what = Path(path), what or flag("output")
     if source is not None and path.exists() and path.resolve() == Path(source).resolve():
         raise GenkitError(f"{what} must be another folder than the model's own")
     if path.exists() and not path.is_dir():
@@ -74,6 +97,6 @@ def check_output_folder(
     if path.is_dir() and any(path.iterdir()) and not own and not overwrite:
         raise GenkitError(
             f"{what} {str(path)!r} is a non-empty folder that genkit did not write; choose another folder, or pass "
-            "--overwrite to write into it anyway"
+            f"{option('overwrite')} to write into it anyway"
         )
     return path

@@ -102,23 +102,32 @@ def tiny_vae(tmp_path_factory):
     return out
 
 
-@pytest.fixture(scope="session")
-def genkit_free_python(tmp_path_factory) -> Path:
-    """The python of a new virtual environment that sees the installed libraries (torch, diffusers, transformers)
-    but not genkit or its plugins: their editable install is a .pth hook of this site-packages, which a path added
-    by another .pth line does not run. Start it with ``cwd`` outside the checkout."""
+def stacked_venv(root: Path) -> Path:
+    """A new virtual environment in ``root`` whose python sees this one's installed libraries (torch, diffusers,
+    transformers, pip) but not genkit or its plugins: their editable install is a .pth hook of this site-packages,
+    which a path added by another .pth line does not run. Returns its python."""
     import site
     import subprocess
-    import sys
     import venv
 
-    root = tmp_path_factory.mktemp("no-genkit-venv")
     venv.EnvBuilder(with_pip=False).create(root)
     python = root / "bin" / "python"
     purelib = subprocess.run(
         [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], capture_output=True, text=True
     ).stdout.strip()
     Path(purelib, "stack.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    return python
+
+
+@pytest.fixture(scope="session")
+def genkit_free_python(tmp_path_factory) -> Path:
+    """The python of a ``stacked_venv``, where genkit cannot be imported. Start it with ``cwd`` outside the
+    checkout."""
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("no-genkit-venv")
+    python = stacked_venv(root)
     probe = subprocess.run(
         [python, "-c", "import importlib.util, diffusers, transformers; print(importlib.util.find_spec('genkit'))"],
         capture_output=True,

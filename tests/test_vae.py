@@ -1,7 +1,10 @@
 """The VAE plugin: model, loss, variants, pipeline methods and evaluation, on tiny real models."""
 
 import math
+import re
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import run_card_usage, train_cli
@@ -147,6 +150,37 @@ def _prepared():
 
     splits = load_splits("digits", "image", image_size=8)
     return prepare_images(splits, {"image_size": 8, "channels": None, "dataset": "digits"})
+
+
+def test_traverse_and_latent_grid_decode_the_latents_they_name(tiny_vae):
+    pipe = genkit.load(tiny_vae)
+    strip = pipe.traverse(2, values=[-2.0, 0.0, 2.0], output_type="pt")
+    expected = torch.zeros(3, 4)
+    expected[:, 2] = torch.tensor([-2.0, 0.0, 2.0])
+    assert torch.allclose(strip, pipe.decode(expected, output_type="pt"), atol=1e-6)
+    z = torch.randn(4)
+    around = pipe.traverse(0, values=[1.5], z=z, output_type="pt")
+    assert torch.allclose(around[0], pipe.decode(torch.cat([torch.tensor([1.5]), z[1:]])[None], output_type="pt")[0])
+    assert len(pipe.traverse(1)) == 7  # default: -3..3 in 7 steps, as PIL images
+    grid = pipe.latent_grid(n=3, extent=1.0, dims=(1, 3))
+    assert len(grid) == 9 and grid[0].size == (8, 8)
+    corner = torch.zeros(1, 4)
+    corner[0, 1], corner[0, 3] = -1.0, 1.0  # the first image: left of dim 1's axis, top of dim 3's
+    first = np.asarray(grid[0], dtype=np.float32)
+    assert np.abs(first - np.asarray(pipe.decode(corner)[0], dtype=np.float32)).max() <= 1
+    with pytest.raises(ValueError, match="dim"):
+        pipe.traverse(4)
+    with pytest.raises(ValueError, match="two distinct latent dims"):
+        pipe.latent_grid(dims=(1, 1))
+
+
+def test_the_vae_page_runs_as_written(tiny_vae):
+    doc = (Path(__file__).parents[1] / "docs" / "vae.md").read_text()
+    (block,) = re.findall(r"```python\n(.*?)```", doc, flags=re.S)
+    namespace: dict = {}
+    exec(compile(block.replace('"outputs/vae-digits"', repr(str(tiny_vae))), "docs/vae.md", "exec"), namespace)
+    assert len(namespace["sweep"]) == 7 and len(namespace["plane"]) == 64
+    assert namespace["scores"].shape == namespace["elbo"].shape == (16,)
 
 
 def test_evaluation_reports_nats_and_bits_per_dim(tiny_vae):

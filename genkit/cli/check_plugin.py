@@ -22,7 +22,8 @@ from typing import Any
 
 import torch
 
-import genkit
+from genkit import api
+from genkit.plugin.registry import get_plugin
 
 __all__ = ["CheckResult", "check_plugin"]
 
@@ -154,11 +155,11 @@ class _Check:
         ]
 
     def contract(self) -> str:
-        self.plugin = genkit.get_plugin(self.name)
+        self.plugin = get_plugin(self.name)
         return f"{type(self.plugin).__module__}.{type(self.plugin).__name__}, task {self.plugin.task}"
 
     def trained(self) -> str:
-        self.pipeline = genkit.train(self.name, output=self.run, **self.TRAIN)
+        self.pipeline = api.train(self.name, output=self.run, **self.TRAIN)
         checkpoints = sorted(p.name for p in self.run.glob("checkpoint-*"))
         return f"2 steps of the tiny preset, checkpoints {', '.join(checkpoints)}"
 
@@ -170,7 +171,7 @@ class _Check:
         return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
 
     def round_trip(self) -> str:
-        loaded = genkit.load(genkit.save(self.pipeline, self.root / "saved"))
+        loaded = api.load(api.save(self.pipeline, self.root / "saved"))
         before, after = self.plugin.sample(self.pipeline, 2, seed=0), self.plugin.sample(loaded, 2, seed=0)
         if _fingerprint(before) != _fingerprint(after):
             raise AssertionError("genkit.load(genkit.save(pipeline)) samples differently for the same seed")
@@ -182,7 +183,7 @@ class _Check:
     def resumed(self) -> str:
         whole = _model_tensors(self.run)
         shutil.rmtree(self.run / "checkpoint-2")
-        genkit.train(self.name, output=self.run, resume="latest", **self.TRAIN)
+        api.train(self.name, output=self.run, resume="latest", **self.TRAIN)
         again = _model_tensors(self.run)
         if whole.keys() != again.keys():
             raise AssertionError(f"the resumed run saved other tensors: {sorted(whole.keys() ^ again.keys())[:5]}")

@@ -217,6 +217,7 @@ def cmd_eval(args, model, kwargs) -> None:
                 dataset=str(config["dataset"]),
                 config=meta.get("config", {}),
                 evaluation=evaluation,
+                in_process=meta.get("in_process"),
             )
 
 

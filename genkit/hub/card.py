@@ -20,7 +20,7 @@ _TEMPLATE = """---
 A `{{ family }}` model trained with [genkit](https://github.com/genkit-dev/genkit) on `{{ dataset }}`.
 
 ## Use
-
+{{ plugin_note }}
 ```python
 import genkit
 
@@ -54,8 +54,10 @@ def write_model_card(
     evaluation: dict[str, Any] | None = None,
     usage: str | None = None,
     repo_or_path: str | None = None,
+    in_process: str | None = None,
 ) -> ModelCard:
-    """Write ``folder/README.md``; ``evaluation`` is a plugin's ``{"metrics": ..., "protocol": ...}``."""
+    """Write ``folder/README.md``; ``evaluation`` is a plugin's ``{"metrics": ..., "protocol": ...}``;
+    ``in_process`` names the class of a plugin defined in a notebook or script (``module.Class``)."""
     folder = Path(folder)
     metrics = (evaluation or {}).get("metrics", {})
     protocol = (evaluation or {}).get("protocol", {})
@@ -75,6 +77,7 @@ def write_model_card(
         samples_section=_samples_section(folder),
         training_table=_table(config),
         eval_section=eval_section,
+        plugin_note=_plugin_note(plugin.name, in_process),
     )
     card.save(folder / "README.md")
     return card
@@ -115,6 +118,17 @@ def _card_data(plugin, dataset: str, config: dict[str, Any], metrics: dict, spli
         data.base_model_relation = "finetune"
     data.genkit = {"plugin": plugin.name, "training_config": config}
     return data
+
+
+def _plugin_note(name: str, in_process: str | None) -> str:
+    if not in_process:
+        return ""
+    cls = in_process.rsplit(".", 1)[-1]
+    return (
+        f"\nThis model was trained with the plugin `{name}` defined in a notebook or script (`{in_process}`), not "
+        f"an installed package: to load it, run the code that defines `{cls}` and `genkit.register({cls})` first (or "
+        f"install a package that provides plugin `{name}`).\n"
+    )
 
 
 def _stock_usage(folder: Path, repo_or_path: str) -> str:

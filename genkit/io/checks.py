@@ -139,7 +139,7 @@ CONFIG_LIMITS: dict[str, tuple[type, str]] = {
 _INT32 = (int, "[-2147483648, 2147483647]")
 
 
-def _check_field(config_file: Path, name: str, value: Any) -> None:
+def check_field(config_file: Path, name: str, value: Any) -> None:
     """A config value within ``CONFIG_LIMITS`` (a list entry by entry), else finite and 32-bit."""
     values = value if isinstance(value, list) else [value]
     kind, interval = CONFIG_LIMITS.get(name, (None, None))
@@ -163,7 +163,7 @@ def validate_config(cls: type, config_file: str | Path, required: set[str] | Non
     config_file = Path(config_file)
     config = read_json(config_file)
     for name, value in config.items():
-        _check_field(config_file, name, value)
+        check_field(config_file, name, value)
     params = inspect.signature(cls.__init__).parameters
     if required is None:
         own = cls.__module__.split(".")[0] not in ("diffusers", "transformers")

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from genkit.config.settings import TRAINER_DEFAULTS
-from genkit.data import prepare_images, random_crop, random_flip
+from genkit.data import prepare_images, prepare_vectors, random_crop, random_flip
 from genkit.errors import ConfigError, GenkitError
 from genkit.io import check_folder, checked, read_metadata, validate_pipeline_folder
 from genkit.types import DataInfo, PreparedData  # noqa: F401 - part of this module's API (plugins import them here)
@@ -138,7 +138,12 @@ class Plugin(ABC):
 
     # ---- data ------------------------------------------------------------------------------------------------
     def prepare_data(self, splits, config: dict[str, Any]) -> PreparedData:
-        """Turn normalized ``datasets`` splits (train/test) into torch datasets. Images by default."""
+        """Turn normalized ``datasets`` splits (train/test) into torch datasets: images (``prepare_images``) or points
+        (``prepare_vectors``) by default; a text plugin prepares its own (tokenizer, streams)."""
+        if self.task == "vector":
+            return prepare_vectors(splits, config)
+        if self.task == "text":
+            raise NotImplementedError(f"plugin {self.name!r} trains on text and must define prepare_data")
         return prepare_images(splits, config)
 
     def augment(self, batch: Any, ctx: StepContext, seed: int) -> Any:

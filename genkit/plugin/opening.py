@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from genkit.errors import GenkitError
+from genkit.errors import GenkitError, PluginError
 from genkit.io.checks import check_folder, checked, validate_pipeline_folder
 from genkit.io.folder import read_metadata, resolve
 from genkit.plugin.registry import get_plugin
@@ -34,9 +34,28 @@ def open_model(path_or_repo_id: str | os.PathLike, revision: str | None = None) 
     folder = resolve(path_or_repo_id, revision=revision)
     check_folder(folder)  # before any file of it is read
     meta = read_metadata(folder)
-    plugin = get_plugin(meta["plugin"])
+    plugin = _plugin_for(folder, meta)
     validate_pipeline_folder(folder, plugin.pipeline_class)
     return OpenedModel(folder=folder, meta=meta, plugin=plugin)
+
+
+def _plugin_for(folder: Path, meta: dict[str, Any]):
+    """The plugin that saved ``folder``; for one defined in a notebook or script and not registered in this process,
+    an error that says what to run."""
+    try:
+        return get_plugin(meta["plugin"])
+    except PluginError:
+        raise
+    except GenkitError:
+        origin = meta.get("in_process")
+        if not isinstance(origin, str):
+            raise
+        cls = origin.rsplit(".", 1)[-1]
+        raise PluginError(
+            f"{folder} was trained with plugin {meta['plugin']!r}, defined in a notebook or script ({origin}) and not "
+            f"registered in this process: run the code that defines {cls}, then genkit.register({cls}) (or install a "
+            f"package that provides plugin {meta['plugin']!r}), and load it again"
+        ) from None
 
 
 def load_opened(model: OpenedModel):

@@ -50,11 +50,15 @@ def _discover() -> dict[str, _Entry]:
     global _entries
     if _entries is None:
         found: dict[str, _Entry] = {}
+        seen: set[tuple[str, str]] = set()
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             entry = _Entry(ep.name, _source(ep), ep)
+            if (ep.name, ep.value) in seen:
+                # The same object declared again: a distribution seen twice on sys.path, or one left behind by a
+                # rename (genkit-hf was installed as "genkit" before) that points to the same code.
+                continue
+            seen.add((ep.name, ep.value))
             if ep.name in found:
-                if found[ep.name].entry_point.value == ep.value:
-                    continue  # the same distribution seen twice on sys.path
                 warnings.warn(
                     f"genkit plugin {ep.name!r} is declared twice: by {found[ep.name].source} and by {entry.source}; "
                     f"using the first",
@@ -122,6 +126,8 @@ def register(plugin):
     """Register a plugin defined in this process (a ``genkit.Plugin`` subclass or instance, e.g. from a notebook
     cell) under its ``name``, after the same contract check as an installed plugin's; returns the plugin object.
     Registering a name again (a re-run cell) replaces the earlier one; an installed plugin's name is refused."""
+    if not inspect.isclass(plugin) and not hasattr(plugin, "training_step"):
+        raise PluginError(f"genkit.register takes a genkit.Plugin subclass or instance, got {type(plugin).__name__}")
     name = getattr(plugin, "name", None)
     what = plugin.__name__ if inspect.isclass(plugin) else type(plugin).__name__
     if not isinstance(name, str) or not _NAME.match(name):

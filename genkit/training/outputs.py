@@ -20,6 +20,7 @@ from genkit.hub.card import write_model_card
 from genkit.hub.push import push_to_hub
 from genkit.io import STAGING_DIR, move_model_into, write_metadata
 from genkit.plugin.pipeline import to_device
+from genkit.plugin.registry import in_process_origin
 from genkit.training import checkpoint as ckpt
 from genkit.training.samples import log_samples, sample_file, write_samples
 
@@ -101,7 +102,11 @@ def _stage(run, modules: dict[str, nn.Module], staging: Path, elapsed: float) ->
     pipeline = plugin.to_pipeline(modules, data, config)
     plugin.save_pipeline(pipeline, staging)
     pipeline = on_device(pipeline, run.accelerator)
-    write_metadata(staging, plugin.name, data=data.info.__dict__, config=config, train_seconds=elapsed)
+    origin = in_process_origin(plugin.name)
+    write_metadata(
+        staging, plugin.name, data=data.info.__dict__, config=config, train_seconds=elapsed,
+        **({"in_process": origin} if origin else {}),
+    )  # fmt: skip
     samples = write_samples(plugin, pipeline, sample_file(plugin, staging), n=int(config["num_sample_images"]), seed=0)
     log_samples(run.accelerator.trackers, samples, run.step)  # the final grid (or texts) reaches every tracker
     evaluation = plugin.evaluate(pipeline, data, config) if config["eval"] else None
@@ -109,7 +114,7 @@ def _stage(run, modules: dict[str, nn.Module], staging: Path, elapsed: float) ->
         _record(run, evaluation, staging)
     write_model_card(
         staging, plugin=plugin, dataset=str(config["dataset"]), config=config, evaluation=evaluation,
-        repo_or_path=str(run.output),
+        repo_or_path=str(run.output), in_process=origin,
     )  # fmt: skip
 
 

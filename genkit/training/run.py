@@ -13,12 +13,14 @@ from genkit.errors import ConfigError, GenkitError
 from genkit.io import LOCK_FILE, folder_lock
 from genkit.training.checkpoint import is_run_folder, list_checkpoints
 from genkit.training.trainer import Trainer
-from genkit.validation import check_output_folder
+from genkit.validation import check_output_folder, flag, option
 
 __all__ = ["PREVIOUS_RUN", "run_training"]
 
 
-def run_training(plugin, config: dict[str, Any], *, resume: str | None = None, overwrite: bool = False, dataset=None):
+def run_training(
+    plugin, config: dict[str, Any], *, resume: str | None = None, overwrite: bool = False, dataset=None, progress=True
+):
     """Train into ``config["output"]`` after checking that the folder may be written (``genkit train`` and
     ``genkit.train`` both come here); returns the output folder.
 
@@ -31,18 +33,18 @@ def run_training(plugin, config: dict[str, Any], *, resume: str | None = None, o
     check_output_folder(output, own=own, overwrite=overwrite)
     _check_not_inside_dataset(output, config["dataset"])
     if resume and overwrite:
-        raise ConfigError("--resume continues a run and --overwrite starts afresh; give one of them")
+        raise ConfigError(f"{flag('resume')} continues a run and {flag('overwrite')} starts afresh; give one of them")
     if list_checkpoints(output) and not resume and not overwrite:
         raise GenkitError(
-            f"{output} already holds checkpoints of a run; continue it with --resume latest, "
-            f"or pass --overwrite (or another --output) to start afresh"
+            f"{output} already holds checkpoints of a run; continue it with {option('resume', 'latest')}, or pass "
+            f"{option('overwrite')} (or another {flag('output')}) to start afresh"
         )
     if int(os.environ.get("RANK", "0")) != 0:  # the main process locks and writes; the others only train
-        return Trainer(plugin, config, resume=resume, dataset=dataset).train()
+        return Trainer(plugin, config, resume=resume, dataset=dataset, progress=progress).train()
     with folder_lock(output):
         set_aside = overwrite and own and _set_aside(output)
         try:
-            folder = Trainer(plugin, config, resume=resume, dataset=dataset).train()
+            folder = Trainer(plugin, config, resume=resume, dataset=dataset, progress=progress).train()
         except BaseException:
             if set_aside and not list_checkpoints(output):  # the new run saved nothing: the earlier one comes back
                 _restore(output)
@@ -66,8 +68,8 @@ def _set_aside(output: Path) -> bool:
     for entry in entries:
         entry.rename(previous / entry.name)
     print(
-        f"--overwrite: the earlier run in {output} was moved to {previous}; it is deleted once this run has saved "
-        "its model",
+        f"{option('overwrite')}: the earlier run in {output} was moved to {previous}; it is deleted once this run "
+        "has saved its model",
         file=sys.stderr,
     )
     return True

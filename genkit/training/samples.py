@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from genkit.data import make_grid
+from genkit.data.grid import scatter_image
 from genkit.errors import GenkitError
 
 __all__ = ["MAX_SAMPLES", "check_sample_file", "log_samples", "sample_file", "write_samples"]
 
 MAX_SAMPLES = 10_000  # one grid file; more is a dataset, better written by a script over pipeline calls
 _MARK = ("Software", "genkit")  # PNG text chunk naming the writer, so a grid genkit wrote may be replaced
-_SUFFIX = {"image": ".png", "text": ".txt"}
+_SUFFIX = {"image": ".png", "text": ".txt", "vector": ".png"}
 
 
 def sample_file(plugin, folder: str | Path, stem: str = "samples") -> Path:
@@ -24,6 +25,8 @@ def log_samples(trackers, samples, step: int) -> None:
     TensorBoard gets an image or a text entry, wandb an image or a table."""
     import numpy as np
 
+    if samples is None:
+        return
     texts = isinstance(samples, list)
     for tracker in trackers:
         if tracker.name == "tensorboard":
@@ -63,16 +66,21 @@ def _written_by_genkit(path: Path) -> bool:
 
 
 def write_samples(plugin, pipeline, path: str | Path, n: int = 64, seed: int = 0, **kwargs):
-    """Write ``n`` samples to ``path``; returns the grid image, or the texts for a text plugin."""
+    """Write ``n`` samples to ``path``; returns the grid image (a scatter plot of points), or the texts for a text
+    plugin; None for a plugin that does not sample (an autoencoder, say: its ``sample`` returns nothing)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if hasattr(pipeline, "set_progress_bar_config"):  # no bar of diffusers' own inside one genkit call
+        pipeline.set_progress_bar_config(disable=True)
     samples = plugin.sample(pipeline, n, seed=seed, **kwargs)
+    if samples is None or len(samples) == 0:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
     if plugin.task == "text":
         path.write_text("\n\n----\n\n".join(samples) + "\n")
         return samples
     from PIL.PngImagePlugin import PngInfo
 
-    grid = make_grid(samples)
+    grid = scatter_image(samples) if plugin.task == "vector" else make_grid(samples)
     info = PngInfo()
     info.add_text(*_MARK)
     grid.save(path, pnginfo=info if path.suffix.lower() == ".png" else None)

@@ -22,7 +22,9 @@ from genkit.io import resolve, staged_folder
 from genkit.plugin import OptimizerSpec, StepContext
 from genkit.training import checkpoint as ckpt
 from genkit.training import outputs
+from genkit.training.history import History
 from genkit.training.loader import TrainingBatches, prepare_data
+from genkit.training.progress import progress_bar
 from genkit.training.samples import sample_file
 from genkit.training.state import CheckpointState
 
@@ -76,8 +78,8 @@ def _bare(optimizer):
 class Trainer:
     """Trains one plugin on its prepared data; ``train()`` returns the output folder."""
 
-    def __init__(self, plugin, config: dict[str, Any], resume: str | None = None, dataset=None):
-        self.plugin, self.config, self.resume = plugin, config, resume
+    def __init__(self, plugin, config: dict[str, Any], resume: str | None = None, dataset=None, progress=True):
+        self.plugin, self.config, self.resume, self.progress = plugin, config, resume, progress
         self.dataset = dataset  # an in-memory dataset (genkit.train); None: the one config["dataset"] names
         self.init_from = config.get("init_from")  # a fine-tuning base, accepted by resolve_config
         self.output = Path(config["output"])
@@ -257,14 +259,15 @@ class Trainer:
     # ---- the loop ------------------------------------------------------------------------------------------------
     def train(self) -> Path:
         """Set up, run the updates (resuming where a checkpoint left off), save the final model, push if asked."""
-        from tqdm.auto import tqdm
-
         self._setup()
         acc = self.accelerator
         self._start_trackers()
         self.accum = acc.gradient_accumulation_steps
-        self.sums: dict[str, float] = {}
-        self.bar = tqdm(total=self.max_steps, initial=self.step, disable=not acc.is_local_main_process, desc="train")
+        self.sums: dict[str, float | torch.Tensor] = {}  # this logging interval's sum of each scalar, and its count
+        self.counts: dict[str, int] = {}
+        self.history = History(self.output, self.step if self.resume else None) if acc.is_main_process else None
+        shown = self.progress and acc.is_local_main_process
+        self.bar = progress_bar(self.max_steps, self.step, "train", enabled=shown)
         self.t0 = time.perf_counter()
         self.first_step_seconds: float | None = None
         self._run_updates()
@@ -365,15 +368,23 @@ class Trainer:
         self.accelerator.backward(out["loss"])  # accelerate divides the loss by its gradient_accumulation_steps
         for key, value in out.items():
             name = f"{spec.name}/{key}" if len(self.specs) > 1 else key
-            v = value if isinstance(value, float) else self._check_finite(value, spec.name)
-            self.sums[name] = self.sums.get(name, 0.0) + v / self.accum
+            if key == "loss":  # checked every step: a NaN stops the run at once, naming the step
+                value = self._check_finite(value, spec.name)
+            self._add(name, value.detach().float() if isinstance(value, torch.Tensor) else value)
+
+    def _add(self, name: str, value: float | torch.Tensor) -> None:
+        """Into the logging interval's sums; a tensor stays on its device until the interval is logged (a read-back
+        per value and step would stall a GPU)."""
+        self.sums[name] = self.sums.get(name, 0.0) + value
+        self.counts[name] = self.counts.get(name, 0) + 1
 
     def _step(self, spec: OptimizerSpec, opt, schedule) -> None:
         """Clip, step the optimizer and (unless fp16's loss scaler skipped the step for an overflow) the schedule."""
         max_norm = float(self.config["max_grad_norm"] or 0)
         if max_norm > 0:
             params = [p for m in spec.modules for p in self.wrapped[m].parameters()]
-            self.sums[f"{spec.name}/grad_norm"] = float(self.accelerator.clip_grad_norm_(params, max_norm))
+            name = f"{spec.name}/grad_norm" if len(self.specs) > 1 else "grad_norm"
+            self._add(name, self.accelerator.clip_grad_norm_(params, max_norm))
         opt.step()
         if not getattr(opt, "step_was_skipped", False):
             schedule.step()
@@ -396,18 +407,27 @@ class Trainer:
         self.bar.update(1)
         if self.step % int(config["log_every"]) == 0 or self.step == self.max_steps:
             self._log()
-        self.sums = {}
         if config["checkpoint_every"] and self.step % int(config["checkpoint_every"]) == 0:
             self._save_checkpoint()
         if config["sample_every"] and self.step % int(config["sample_every"]) == 0:
             outputs.write_samples_now(self, sample_file(self.plugin, self.output / "samples", f"step-{self.step:06d}"))
 
     def _log(self) -> None:
-        self.sums["lr"] = self.schedulers[0].get_last_lr()[0]
+        """Each scalar's mean over the logging interval (every phase's, also one that steps every n-th update), the
+        learning rate and the epoch: to the progress bar, the trackers and ``logs/history.jsonl``."""
+        acc, values = self.accelerator, {}
+        for name, total in self.sums.items():
+            if isinstance(total, torch.Tensor):
+                total = float(acc.reduce(total.reshape(1), reduction="mean").item())
+            values[name] = total / self.counts[name]
+        self.sums, self.counts = {}, {}
+        values["lr"] = self.schedulers[0].get_last_lr()[0]
         per_epoch = self.batches.batches_per_epoch  # None for a stream: its length is not known
-        self.sums["epoch"] = self.epoch + (self.batch_in_epoch / max(1, per_epoch) if per_epoch else 0)
-        self.bar.set_postfix({k: f"{v:.4g}" for k, v in self.sums.items() if k.endswith("loss")})
-        self.accelerator.log(self.sums, step=self.step)
+        values["epoch"] = self.epoch + (self.batch_in_epoch / max(1, per_epoch) if per_epoch else 0)
+        self.bar.set_postfix({k: f"{v:.4g}" for k, v in values.items() if k.endswith("loss")})
+        acc.log(values, step=self.step)
+        if self.history is not None:
+            self.history.append(self.step, values)
 
     # ---- outputs -------------------------------------------------------------------------------------------------
     def final_modules(self) -> dict[str, nn.Module]:

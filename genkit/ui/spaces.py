@@ -22,7 +22,7 @@ from genkit.hub.push import push_to_hub
 from genkit.io import shared_files, staged_folder
 from genkit.plugin.opening import open_model
 from genkit.validation import check_output_folder
-from genkit.version import __version__
+from genkit.version import DISTRIBUTION, __version__
 
 __all__ = ["DEFAULT_TEMPLATE", "build_space", "push_space", "space_template", "space_requirements"]
 
@@ -84,7 +84,7 @@ def _copy_module(module_name: str, out: Path) -> None:
 def _bundle_code(plugin_name: str, out: Path) -> list[Distribution]:
     """Unpack genkit and the plugin's package into ``out`` with a dist-info declaring the plugin's entry point."""
     ep = _plugin_entry_point(plugin_name)
-    genkit_dist = Distribution.from_name("genkit")
+    genkit_dist = Distribution.from_name(DISTRIBUTION)
     plugin_dist = ep.dist or genkit_dist
     _copy_module("genkit", out)
     _copy_module(ep.module.split(".")[0], out)
@@ -95,7 +95,7 @@ def _bundle_code(plugin_name: str, out: Path) -> list[Distribution]:
         f"Summary: bundled by genkit {__version__} space build\n"
     )
     (info / "entry_points.txt").write_text(f"[genkit.plugins]\n{ep.name} = {ep.value}\n")
-    return [genkit_dist] if plugin_dist.metadata["Name"] == "genkit" else [genkit_dist, plugin_dist]
+    return [genkit_dist] if plugin_dist.metadata["Name"] == DISTRIBUTION else [genkit_dist, plugin_dist]
 
 
 def _model_license(folder: Path) -> str | None:

@@ -17,6 +17,7 @@ from diffusers import DDPMPipeline, DDPMScheduler, SchedulerMixin, UNet2DModel
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 from diffusers.utils.torch_utils import randn_tensor
 
+from genkit.images import check_count, model_input
 from genkit.plugin.pipeline import GenkitPipeline  # export: from diffusers import DiffusionPipeline as GenkitPipeline
 
 __all__ = [
@@ -232,6 +233,25 @@ class DenoisingLoopMixin:
             if every and ((i + 1) % every == 0 or i == len(timesteps) - 1):
                 kept.append((x, i + 1))
         return x, kept
+
+    @torch.no_grad()
+    def noise(self, image, timesteps=None, generator=None, output_type: str = "pil"):
+        """The forward process q(x_t | x_0) of one ``image`` (PIL, or a tensor in [-1, 1]) at each of ``timesteps``
+        (default: 0, T/20, T/10, T/4, T/2, 3T/4 and T - 1):
+        x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) noise (Ho et al. 2020, eq. 4), with one noise draw for
+        every t, as training adds it. The reverse trajectory is ``pipe(..., return_intermediates=k)``."""
+        T = self.scheduler.config.num_train_timesteps
+        if timesteps is None:
+            timesteps = [0, T // 20, T // 10, T // 4, T // 2, 3 * T // 4, T - 1]
+        t = torch.as_tensor(timesteps, dtype=torch.long).reshape(-1)
+        check_count("timesteps", t.numel(), MAX_BATCH_SIZE)
+        if t.min() < 0 or t.max() >= T:
+            raise ValueError(f"timesteps must be in [0, {T - 1}], got {t.tolist()}")
+        size = self.unet.config.sample_size
+        x0 = model_input(image, size if isinstance(size, int) else size[0], self.unet.config.in_channels, 1)
+        noise = randn_tensor(x0.shape, generator=generator, dtype=torch.float32)
+        xt = self.scheduler.add_noise(x0.repeat(len(t), 1, 1, 1), noise.repeat(len(t), 1, 1, 1), t)
+        return self._postprocess(xt.to(self.unet.dtype), output_type)
 
     def _postprocess(self, x: torch.Tensor, output_type: str):
         image = (x / 2 + 0.5).clamp(0, 1)

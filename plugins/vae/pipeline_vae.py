@@ -94,6 +94,31 @@ class VAEPipeline(GenkitPipeline):
         za, zb, zc = (self._latent(x, labels) for x in (a, b, c))
         return self.decode(za - zb + zc, labels, output_type)
 
+    def traverse(self, dim: int, values=None, z=None, labels=None, output_type: str = "pil"):
+        """Decode ``z`` (default: the prior's mean, zeros) with latent ``dim`` set to each of ``values`` (default
+        -3..3 in 7 steps): what one latent dimension controls, as in beta-VAE papers (Higgins et al. 2017, Fig. 1)."""
+        d = self.vae.config.latent_dim
+        check_count("dim", dim, d - 1, low=0)
+        values = torch.linspace(-3, 3, 7) if values is None else torch.as_tensor(values, dtype=torch.float32)
+        check_count("values", values.numel(), MAX_BATCH_SIZE)
+        base = torch.zeros(d) if z is None else torch.as_tensor(z, dtype=torch.float32).reshape(-1)[:d]
+        latents = base.repeat(values.numel(), 1)
+        latents[:, dim] = values.reshape(-1)
+        return self.decode(latents, labels, output_type)
+
+    def latent_grid(self, n: int = 8, extent: float = 2.5, dims: tuple[int, int] = (0, 1), labels=None):
+        """An ``n`` x ``n`` grid of decodings over the plane of latent ``dims`` from -``extent`` to ``extent`` (the
+        other latents 0): for a 2-D latent space, the whole learned manifold (Kingma & Welling 2014, Fig. 4). Row by
+        row, top to bottom; returns PIL images."""
+        check_count("n", n, 100, low=2)
+        if self.vae.config.latent_dim < 2 or len(set(dims)) != 2:
+            raise ValueError(f"latent_grid needs two distinct latent dims of {self.vae.config.latent_dim}")
+        axis = torch.linspace(-extent, extent, n)
+        latents = torch.zeros(n * n, self.vae.config.latent_dim)
+        latents[:, dims[0]] = axis.repeat(n)
+        latents[:, dims[1]] = axis.flip(0).repeat_interleave(n)
+        return self.decode(latents, labels)
+
     # ---- likelihoods -----------------------------------------------------------------------------------------
     @torch.no_grad()
     def negative_elbo(self, images, labels=None) -> torch.Tensor:
