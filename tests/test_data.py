@@ -101,7 +101,13 @@ def test_wrong_task_for_a_builtin_is_refused():
         load_splits("stdlib", "image")
     with pytest.raises(DataError, match="'digits' is an image dataset.*built-in text datasets: stdlib"):
         load_splits("digits", "text")
-    assert BUILTIN_SOURCES == {"digits": "image", "mnist": "image", "shapes": "image", "stdlib": "text"}
+    with pytest.raises(DataError, match="'ring' is points, but this model needs images.*digits, mnist, shapes"):
+        load_splits("ring", "image")
+    with pytest.raises(DataError, match="'digits' is an image dataset.*built-in vector datasets: ring, grid, moons"):
+        load_splits("digits", "vector")
+    image = {"digits": "image", "mnist": "image", "shapes": "image"}
+    vector = {"ring": "vector", "grid": "vector", "moons": "vector", "mixture1d": "vector"}
+    assert BUILTIN_SOURCES == {**image, "stdlib": "text", **vector}
 
 
 # ---- local sources ---------------------------------------------------------------------------------------------

@@ -65,7 +65,7 @@ def test_space_has_front_matter_app_and_pinned_requirements(space, tiny_vae):
     )
     assert not any(f.startswith("checkpoint-") for f in model_files)
     assert (space / "genkit" / "demo.py").is_file() and (space / "genkit_vae" / "demo.py").is_file()
-    entry_points = (space / "genkit-0.1.0.dist-info" / "entry_points.txt").read_text()
+    entry_points = (space / "genkit_hf-0.1.0.dist-info" / "entry_points.txt").read_text()
     assert entry_points == "[genkit.plugins]\nvae = genkit_vae:plugin\n"
 
 
