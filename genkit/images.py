@@ -24,6 +24,8 @@ __all__ = [
     "MAX_SEED",
     "check_count",
     "class_labels",
+    "inpainting_input",
+    "mask_input",
     "model_input",
     "model_output",
     "pil_to_tensor",
@@ -121,6 +123,68 @@ def model_input(images, size: int, channels: int, max_count: int) -> torch.Tenso
     if tuple(x.shape[1:]) != (channels, size, size):
         raise ValueError(f"images must have shape (N, {channels}, {size}, {size}), got {tuple(x.shape)}")
     return x
+
+
+def mask_input(mask, image, size: int) -> torch.Tensor:
+    """An inpainting mask as a float32 (1 or N, 1, size, size) tensor of 0s and 1s, **1 where the model fills in**
+    (white pixels are repainted and black ones kept, as in diffusers' inpainting pipelines).
+
+    ``mask`` is a PIL image of the same width and height as ``image`` (a PIL image, or the first of a list), framed
+    to ``size`` as the image is: mode "1" or "L" (white = fill in), a gray "RGB" image, or "LA"/"RGBA" whose alpha
+    marks the region (a stroke drawn on a transparent layer); or a tensor of ``size`` x ``size`` values in [0, 1].
+    Values of at least 0.5 count as 1. A mask that selects no pixel is a ``ValueError``: it would change nothing.
+    """
+    if isinstance(mask, torch.Tensor):
+        # (H, W), (N, H, W) or (N, 1, H, W)
+        m = {2: lambda: mask[None, None], 3: lambda: mask[:, None], 4: lambda: mask}.get(mask.dim(), lambda: None)()
+        if m is None or m.shape[1] != 1 or tuple(m.shape[-2:]) != (size, size):
+            raise ValueError(
+                f"a mask tensor must be (H, W), (N, H, W) or (N, 1, H, W) with H = W = {size} (the model's size), "
+                f"got shape {tuple(mask.shape)}"
+            )
+        m = m.float()
+        if not torch.isfinite(m).all() or m.min() < 0 or m.max() > 1:
+            raise ValueError("a mask tensor must hold values in [0, 1] (1 = fill in)")
+    elif isinstance(mask, PIL.Image.Image):
+        m = pil_to_tensor(_mask_to_l(mask, image), size, 1) / 2 + 0.5
+    else:
+        raise ValueError(f"mask must be a PIL image or a tensor, got {type(mask).__name__}")
+    m = (m >= 0.5).float()
+    if not m.flatten(1).any(1).all():
+        raise ValueError(
+            "the mask selects no pixel to fill in: white (1) marks the region to repaint, black (0) what to keep"
+        )
+    return m
+
+
+def inpainting_input(image, mask, size: int, channels: int, max_count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``image`` (as ``model_input`` takes it) and ``mask`` (as ``mask_input`` takes it; one mask for every image,
+    or one per image) as tensors: x0 (N, C, size, size) in [-1, 1] and the mask (N, 1, size, size), 1 = fill in."""
+    x0 = model_input(image, size, channels, max_count)
+    m = mask_input(mask, image, size)
+    if m.shape[0] not in (1, x0.shape[0]):
+        raise ValueError(f"give one mask, or one per image ({x0.shape[0]}); got {m.shape[0]}")
+    return x0, m.expand(x0.shape[0], -1, -1, -1).contiguous()
+
+
+def _mask_to_l(mask: PIL.Image.Image, image) -> PIL.Image.Image:
+    """A PIL mask as "L" (255 = fill in), checked against the size of ``image``."""
+    reference = image[0] if isinstance(image, (list, tuple)) and image else image
+    if isinstance(reference, PIL.Image.Image) and mask.size != reference.size:
+        raise ValueError(
+            f"the mask is {mask.width}x{mask.height} but the image is {reference.width}x{reference.height}; "
+            "they must be the same size"
+        )
+    if mask.mode in ("LA", "RGBA", "PA"):
+        return mask.getchannel("A")
+    if mask.mode == "RGB":
+        r, g, b = (np.asarray(c) for c in mask.split())
+        if not (np.array_equal(r, g) and np.array_equal(g, b)):
+            raise ValueError("the mask must be black and white (or gray), not a coloured image")
+        return mask.convert("L")
+    if mask.mode in ("1", "L"):
+        return mask.convert("L")
+    raise ValueError(f"the mask must be a black-and-white image (mode 1, L, RGB, LA or RGBA), got mode {mask.mode}")
 
 
 def class_labels(labels, n: int, num_classes: int, model: str) -> torch.Tensor | None:

@@ -516,6 +516,17 @@ def _plugin(name):
     return get_plugin(name)
 
 
+def _inpainting(images=1, mask=None, mask_size=(8, 8), mask_colour=None, mask_mode="L", mask_fill=255, **kwargs):
+    """Arguments of an inpaint call on 8x8 grayscale images, with the mask (a centre square) as asked."""
+    from PIL import Image
+
+    image = [Image.new("L", (8, 8), 40)] * images
+    if mask is None:
+        mask = Image.new("RGB" if mask_colour else mask_mode, mask_size, 0)
+        mask.paste(mask_colour or mask_fill, (2, 2, 6, 6))
+    return {"image": image if images > 1 else image[0], "mask": mask, **kwargs}
+
+
 PY_CASES = [
     ("vae-call-huge", lambda m: _vae(m)(10**7), ValueError, "batch_size"),
     ("vae-call-zero", lambda m: _vae(m)(0), ValueError, "batch_size"),
@@ -638,6 +649,34 @@ PY_CASES = [
         ValueError,
         "timesteps must",
     ),
+    *[
+        (f"ddpm-inpaint-{name}", lambda m, k=kwargs: _ddpm(m).inpaint(**_inpainting(**k)), ValueError, expected)
+        for name, kwargs, expected in [
+            ("mask-size", {"mask_size": (5, 5)}, "the mask is 5x5 but the image is 8x8"),
+            ("mask-colour", {"mask_colour": (255, 0, 0)}, "black and white"),
+            ("mask-mode", {"mask_mode": "CMYK"}, "mode CMYK"),
+            ("mask-empty", {"mask_fill": 0}, "selects no pixel"),
+            ("mask-not-an-image", {"mask": [[1, 0]]}, "PIL image or a tensor"),
+            ("mask-tensor-size", {"mask": torch.ones(1, 1, 4, 4)}, "model's size"),
+            ("mask-tensor-range", {"mask": torch.full((8, 8), 2.0)}, "values in [0, 1]"),
+            ("mask-count", {"images": 3, "mask": torch.ones(2, 1, 8, 8)}, "one per image"),
+            ("steps-0", {"num_inference_steps": 0}, "num_inference_steps"),
+            ("jump-0", {"jump_length": 0}, "jump_length"),
+            ("eta", {"eta": 2}, "eta must"),
+        ]
+    ],
+    *[
+        (f"ddpm-img2img-{v}", lambda m, v=v: _ddpm(m).img2img(torch.zeros(1, 8, 8), v), ValueError, "strength must")
+        for v in (-0.1, 1.5, "high", math.nan)
+    ],
+    (
+        "vae-inpaint-mask-size",
+        lambda m: _vae(m).inpaint(**_inpainting(mask_size=(9, 9))),
+        ValueError,
+        "the mask is 9x9 but the image is 8x8",
+    ),
+    ("vae-inpaint-mask-empty", lambda m: _vae(m).inpaint(**_inpainting(mask_fill=0)), ValueError, "selects no pixel"),
+    ("vae-inpaint-iterations", lambda m: _vae(m).inpaint(**_inpainting(), iterations=0), ValueError, "iterations"),
     (
         "resolve-config-steps-type",
         lambda m: __import__("genkit.trainer").trainer.resolve_config(_plugin("vae"), "tiny", {"max_steps": 2.5}),

@@ -96,3 +96,52 @@ def test_lstm_space_streams_text_into_the_page(browser, tmp_path_factory, tmp_pa
     # The visitor saw the text grow: several partial texts, each extending the one before, before the final one.
     assert len(seen) >= 3 and seen[-1] == final
     assert all(b.startswith(a) for a, b in zip(seen, seen[1:], strict=False))
+
+
+VISIBLE_IMAGE = (
+    "() => [...document.querySelectorAll('.genkit-pixels img')].find(i => i.offsetParent !== null && i.complete"
+    " && i.naturalWidth > 0)"
+)
+
+
+def upload_and_run(browser, url: str, tab: str, button: str, image: Path, screenshot: Path) -> tuple[int, int]:
+    """Open ``tab``, upload ``image`` into its first image field, click ``button``; the size of the image shown."""
+    page = browser.new_page()
+    try:
+        page.goto(url)
+        page.get_by_role("tab", name=tab).click()
+        with page.expect_file_chooser() as chooser:  # the upload area, as a visitor clicks it
+            page.get_by_text("Click to Upload").locator("visible=true").first.click()
+        chooser.value.set_files(str(image))
+        page.wait_for_timeout(500)  # the upload is processed before the click is sent
+        page.get_by_role("button", name=button).click()
+        page.wait_for_function(f"() => !!({VISIBLE_IMAGE})()", timeout=60_000)
+        size = page.evaluate(f"() => {{ const i = ({VISIBLE_IMAGE})(); return [i.naturalWidth, i.naturalHeight]; }}")
+        page.screenshot(path=str(screenshot))
+    finally:
+        page.close()
+    return tuple(size)
+
+
+@pytest.mark.parametrize(
+    "family, train_args, tab, button, tiles",
+    [
+        ("autoencoder", ["autoencoder", "--variant", "denoising"], "Denoise", "Corrupt and denoise", 3),
+        ("ddpm", ["ddpm"], "Inpaint", "Fill in", 2),
+    ],
+)
+def test_an_uploaded_image_is_edited_in_the_page(
+    browser, tmp_path_factory, tmp_path, family, train_args, tab, button, tiles
+):
+    """A visitor opens a tab, uploads a digit and clicks: the input, (the corrupted input,) and the result appear."""
+    from genkit.data import load_splits
+
+    model = trained_model(tmp_path_factory, f"{family}-edit", *train_args, "--no-eval")
+    digit = tmp_path / "digit.png"
+    load_splits("digits", "image")["test"][0]["image"].save(digit)
+    demo, url = open_space(model, tmp_path / "space")
+    try:
+        size = upload_and_run(browser, url, tab, button, digit, tmp_path / f"{family}.png")
+    finally:
+        demo.close()
+    assert size == grid_size(tiles, tile_size(8), nrow=tiles)

@@ -1,9 +1,11 @@
 """The DDPM plugin: training on the core trainer, EMA, stock-diffusers output, samplers, guidance, resume, errors."""
 
 import json
+import re
 import shutil
 import subprocess
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ from safetensors.torch import load_file
 import genkit
 from genkit.cli.main import main
 from genkit.errors import PickleRefusedError
+from genkit.images import tensor_to_pil
 from genkit.plugin import StepContext
 from genkit.training.checkpoint import load_tensors_and_json
 
@@ -253,6 +256,80 @@ def test_noise_shows_the_forward_process(tiny):
     assert len(pipe.noise(x0)) == 7  # default timesteps, PIL images
     with pytest.raises(ValueError, match="timesteps must be in"):
         pipe.noise(x0, timesteps=[T])
+
+
+def _square_and_mask():
+    """Four 8x8 images (a white square on black, in [-1, 1]) and a mask of their right half (1 = fill in)."""
+    x0 = -torch.ones(4, 1, 8, 8)
+    x0[..., 2:6, 2:6] = 1.0
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., 4:] = 1
+    return x0, mask
+
+
+@pytest.mark.parametrize("conditional", [False, True], ids=["unconditional", "conditional"])
+def test_inpaint_keeps_the_known_pixels_and_fills_the_region(tiny, tiny_conditional, conditional):
+    pipe = genkit.load(tiny_conditional if conditional else tiny)
+    x0, mask = _square_and_mask()
+    labels = {"class_labels": 1, "guidance_scale": 2.0} if conditional else {}
+
+    def inpaint(seed, **kwargs):
+        generator = torch.Generator().manual_seed(seed)
+        args = {"num_inference_steps": 20, "jump_length": 5, "jump_n_sample": 2, **labels, **kwargs}
+        return pipe.inpaint(x0, mask, generator=generator, output_type="pt", **args).images
+
+    out = inpaint(0)
+    assert out.shape == (4, 1, 8, 8)
+    assert torch.equal(out[..., :4], (x0[..., :4] / 2 + 0.5))  # the left half exactly as given
+    assert (out[..., 4:] - (x0[..., 4:] / 2 + 0.5)).abs().mean() > 0.05  # the right half is the model's
+    assert torch.equal(out, inpaint(0)) and not torch.equal(out, inpaint(1))  # one image per seed
+    if conditional:
+        assert not torch.equal(out, inpaint(0, class_labels=0))
+        with pytest.raises(ValueError, match="class-conditional: pass class_labels"):
+            pipe.inpaint(x0, mask)
+
+
+def test_inpaint_takes_noise_from_every_prediction_type(tiny):
+    """RePaint's steps take the noise; a v- or x0-predicting model's output is converted to it exactly."""
+    pipe = genkit.load(tiny)
+    t = torch.tensor(pipe.scheduler.config.num_train_timesteps * 7 // 10)
+    x0, noise = torch.randn(2, 1, 8, 8), torch.randn(2, 1, 8, 8)
+    for kind in ("epsilon", "v_prediction", "sample"):
+        scheduler = DDPMScheduler.from_config(pipe.scheduler.config, prediction_type=kind)
+        other = GenkitDDPMPipeline(unet=pipe.unet, scheduler=scheduler)
+        xt = scheduler.add_noise(x0, noise, t)
+        output = {"epsilon": noise, "v_prediction": scheduler.get_velocity(x0, noise, t), "sample": x0}[kind]
+        assert torch.allclose(other._epsilon(output, xt, t), noise, atol=1e-4)
+
+
+def test_img2img_moves_away_from_the_image_as_strength_grows(tiny):
+    pipe = genkit.load(tiny)
+    x0, _ = _square_and_mask()
+    given = x0 / 2 + 0.5
+
+    def redraw(strength, seed=0, **kwargs):
+        generator = torch.Generator().manual_seed(seed)
+        args = {"num_inference_steps": 20, "scheduler": "ddim", "output_type": "pt", **kwargs}
+        return pipe.img2img(x0, strength, generator=generator, **args).images
+
+    assert torch.equal(redraw(0.0), given)  # strength 0: the image itself
+    distance = [float((redraw(s) - given).abs().mean()) for s in (0.1, 0.5, 1.0)]
+    assert distance[0] < distance[1] < distance[2]
+    assert torch.equal(redraw(0.5), redraw(0.5)) and not torch.equal(redraw(0.5), redraw(0.5, seed=1))
+    # every compatible sampler starts at the right noise level (DPM-Solver keeps its step index)
+    assert redraw(0.5, scheduler="dpm++2m").shape == (4, 1, 8, 8)
+    assert len(pipe.img2img(tensor_to_pil(x0[:1])[0], 0.3, num_inference_steps=5, scheduler="ddim").images) == 1
+
+
+def test_the_inpainting_section_of_the_ddpm_page_runs_as_written(tiny):
+    doc = (Path(__file__).parents[1] / "docs" / "ddpm.md").read_text()
+    section = doc.split("## Inpainting and image-to-image")[1].split("\n## ")[0]
+    (block,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    namespace: dict = {}
+    exec(compile(block.replace('"outputs/ddpm-digits"', repr(str(tiny))), "docs/ddpm.md", "exec"), namespace)
+    image, filled, redrawn = (np.asarray(namespace[k]) for k in ("image", "filled", "redrawn"))
+    assert filled.shape == redrawn.shape == image.shape == (8, 8)
+    assert np.array_equal(filled[:4], image[:4]) and not np.array_equal(filled[4:], image[4:])
 
 
 def test_sample_cli(tiny, tmp_path):

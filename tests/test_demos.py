@@ -84,6 +84,7 @@ VAE_ENDPOINTS = {
     "/arithmetic",
     "/reconstruct",
     "/anomaly_score",
+    "/inpaint",
 }
 
 
@@ -215,6 +216,34 @@ def test_conditional_vae_samples_by_class(tmp_path_factory):
         assert strip.size == grid_size(5, tile, nrow=5)
 
 
+def test_vae_demo_fills_in_a_chosen_or_uploaded_region(vae, digit_files, tmp_path):
+    pipeline, _, client = vae
+    tile = tile_size(pipeline.vae.config.image_size)
+    (digit, _, _), _ = digit_files
+    strip = Image.open(client.predict(handle_file(digit), "Bottom half", None, 20, api_name="/inpaint"))
+    assert strip.size == grid_size(2, tile, nrow=2)
+    kept, filled = tiles(strip, tile, 2)
+    half = tile // 2
+    assert np.array_equal(kept[:half], filled[:half])  # the top half kept as given
+    assert (kept[half:] == 128).all() and not (filled[half:] == 128).all()  # shown gray, then filled in
+    mask = Image.new("L", (8, 8), 0)
+    mask.paste(255, (0, 4, 8, 8))
+    mask.save(tmp_path / "mask.png")
+    uploaded = Image.open(
+        client.predict(
+            handle_file(digit), "Centre square", handle_file(tmp_path / "mask.png"), 20, api_name="/inpaint"
+        )
+    )
+    assert np.array_equal(np.asarray(uploaded), np.asarray(strip))  # an uploaded mask wins over the choice
+    Image.new("L", (5, 5), 255).save(tmp_path / "small.png")
+    with pytest.raises(AppError, match="the mask is 5x5 but the image is 8x8"):
+        client.predict(
+            handle_file(digit), "Centre square", handle_file(tmp_path / "small.png"), 20, api_name="/inpaint"
+        )
+    with pytest.raises(AppError, match="upload an image"):
+        client.predict(None, "Centre square", None, 20, api_name="/inpaint")
+
+
 # ---- DDPM ----------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def ddpm(tmp_path_factory):
@@ -226,7 +255,8 @@ def ddpm(tmp_path_factory):
 
 def test_ddpm_demo_shows_the_denoising_progression(ddpm):
     pipeline, client = ddpm
-    assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == {"/generate"}
+    endpoints = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert endpoints == {"/generate", "/inpaint", "/img2img"}
     tile = tile_size(pipeline.unet.config.sample_size)
     final, frames = client.predict(0, "ddim", 10, 4, api_name="/generate")
     final = np.asarray(Image.open(final))
@@ -241,6 +271,32 @@ def test_ddpm_demo_shows_the_denoising_progression(ddpm):
 
     final, frames = client.predict(0, "ddpm", 25, 2, api_name="/generate")
     assert Image.open(final).size == grid_size(2, tile) and len(frames) == 10
+
+
+def test_ddpm_demo_inpaints_and_redraws_an_upload(ddpm, tmp_path):
+    pipeline, client = ddpm
+    size = pipeline.unet.config.sample_size
+    tile = tile_size(size)
+    digit = tmp_path / "digit.png"
+    digit_images(1)[0].save(digit)
+    strip = Image.open(client.predict(handle_file(digit), "Left half", None, 0, 20, 2, api_name="/inpaint"))
+    assert strip.size == grid_size(2, tile, nrow=2)
+    kept, filled = tiles(strip, tile, 2)
+    half = tile // 2
+    assert np.array_equal(kept[:, half:], filled[:, half:])  # the right half kept
+    assert (kept[:, :half] == 128).all() and not (filled[:, :half] == 128).all()
+    again = Image.open(client.predict(handle_file(digit), "Left half", None, 0, 20, 2, api_name="/inpaint"))
+    assert np.array_equal(np.asarray(again), np.asarray(strip))  # one seed, one result
+
+    def redraw(strength):
+        strip = Image.open(client.predict(handle_file(digit), strength, 0, "ddim", 10, api_name="/img2img"))
+        assert strip.size == grid_size(2, tile, nrow=2)
+        seen, result = tiles(strip, tile, 2)
+        return float(np.abs(seen.astype(float) - result).mean())
+
+    assert redraw(0.0) == 0.0 and 0 < redraw(0.2) < redraw(1.0)
+    with pytest.raises(AppError, match="greater than maximum value 1"):
+        client.predict(handle_file(digit), 1.5, 0, "ddim", 10, api_name="/img2img")
 
 
 def test_ddpm_demo_rejects_out_of_range_inputs(ddpm):

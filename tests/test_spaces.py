@@ -142,6 +142,12 @@ def test_space_with_hub_id_loads_the_model_from_the_hub_cache(tiny_vae, tmp_path
 
 # One call per family's main endpoint: (train arguments, api_name, inputs, check of the answer).
 FAMILIES = {
+    "autoencoder": (
+        ["autoencoder"],
+        "/sample",
+        (0, 4),
+        lambda out: Image.open(out).size == grid_size(4, tile_size(8)),
+    ),
     "dcgan": (["dcgan"], "/sample", (0, 4), lambda out: Image.open(out).size == grid_size(4, tile_size(8))),
     "ddpm": (["ddpm"], "/generate", (0, "ddim", 5, 2), lambda out: Image.open(out[0]).size == grid_size(2, 64)),
     "lstm": (["lstm"], "/generate", ("def ", 20, 0.8, 0, 1.0, 0), lambda out: out.startswith("def ")),
@@ -174,7 +180,7 @@ def test_a_wheel_install_carries_the_space_templates(tiny_vae, tmp_path):
     with zipfile.ZipFile(wheel) as archive:  # what pip install would put into site-packages
         archive.extractall(site)
     assert (site / "genkit" / "ui" / "space_template" / "app.py").is_file()
-    for family in ("vae", "dcgan", "ddpm", "lstm"):
+    for family in ("vae", "dcgan", "ddpm", "lstm", "autoencoder"):
         assert (site / f"genkit_{family}" / "space" / "README.md").is_file()
     script = (
         "import sys, genkit; from genkit.ui.spaces import space_template, build_space; "

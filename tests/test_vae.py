@@ -10,9 +10,11 @@ import torch
 from conftest import run_card_usage, train_cli
 from genkit_vae import VAEModel, VAEPipeline
 from genkit_vae.modeling_vae import kl_divergence
+from PIL import Image
 
 import genkit
 from genkit.errors import ConfigError
+from genkit.images import tensor_to_pil
 from genkit.plugin import DataInfo, StepContext
 
 
@@ -101,6 +103,30 @@ def test_pipeline_methods(tiny_vae):
         pipe.sample(2, labels=[1, 2])
 
 
+def test_inpaint_keeps_the_known_pixels_and_fills_the_region_by_iterated_reconstruction(tiny_vae):
+    pipe = genkit.load(tiny_vae)
+    x0 = torch.stack([_digits_test()[i]["pixel_values"] for i in range(4)])
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., 4:, :] = 1  # fill in the bottom half
+    out = pipe.inpaint(x0, mask, iterations=3, output_type="pt")
+    assert torch.equal(out[..., :4, :], x0[..., :4, :])  # the top half exactly as given
+    # Each round: encode the current image to its posterior mean, decode, put the decoding into the region only.
+    x = x0 * (1 - mask)
+    for _ in range(3):
+        x = x0 * (1 - mask) + pipe.reconstruct(x, output_type="pt") * mask
+    assert torch.allclose(out, x, atol=1e-6)
+    assert not torch.allclose(out[..., 4:, :], x0[..., 4:, :], atol=0.05)
+
+    # PIL in and out; a mask drawn on a transparent layer (its alpha) marks the same region as a white-on-black one
+    image = tensor_to_pil(x0[:1])[0]
+    white = Image.new("L", (8, 8), 0)
+    white.paste(255, (0, 4, 8, 8))
+    drawn = Image.new("RGBA", (8, 8), (0, 0, 0, 0))
+    drawn.paste((255, 0, 0, 255), (0, 4, 8, 8))
+    a, b = pipe.inpaint(image, white, iterations=3)[0], pipe.inpaint(image, drawn, iterations=3)[0]
+    assert np.array_equal(np.asarray(a), np.asarray(b)) and np.array_equal(np.asarray(a)[:4], np.asarray(image)[:4])
+
+
 def test_anomaly_score_ranks_noise_above_digits_and_iwae_bound_is_tighter(tmp_path):
     out = tmp_path / "run"
     assert (
@@ -176,11 +202,14 @@ def test_traverse_and_latent_grid_decode_the_latents_they_name(tiny_vae):
 
 def test_the_vae_page_runs_as_written(tiny_vae):
     doc = (Path(__file__).parents[1] / "docs" / "vae.md").read_text()
-    (block,) = re.findall(r"```python\n(.*?)```", doc, flags=re.S)
+    blocks = re.findall(r"```python\n(.*?)```", doc, flags=re.S)
+    assert len(blocks) == 2  # the pipeline's methods, then inpainting with the images of the first
     namespace: dict = {}
-    exec(compile(block.replace('"outputs/vae-digits"', repr(str(tiny_vae))), "docs/vae.md", "exec"), namespace)
+    for block in blocks:
+        exec(compile(block.replace('"outputs/vae-digits"', repr(str(tiny_vae))), "docs/vae.md", "exec"), namespace)
     assert len(namespace["sweep"]) == 7 and len(namespace["plane"]) == 64
     assert namespace["scores"].shape == namespace["elbo"].shape == (16,)
+    assert len(namespace["filled"]) == 4 and namespace["filled"][0].size == namespace["images"][0].size
 
 
 def test_evaluation_reports_nats_and_bits_per_dim(tiny_vae):

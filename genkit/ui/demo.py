@@ -20,14 +20,17 @@ import torch
 
 from genkit.data import make_grid
 from genkit.errors import GenkitError
+from genkit.images import inpainting_input, tensor_to_pil
 from genkit.plugin.opening import load_opened, open_model
 
 __all__ = [
     "ALL_CLASSES",
+    "MASKS",
     "MAX_GRID",
     "MAX_IMAGES",
     "MAX_STEPS",
     "Classes",
+    "chosen_mask",
     "CONCURRENCY_LIMIT",
     "CSS",
     "DISPLAY_SIZE",
@@ -44,7 +47,10 @@ __all__ = [
     "image_strip",
     "launch",
     "load_demo",
+    "mask_inputs",
+    "masked_preview",
     "model_threads",
+    "preset_mask",
     "require_image",
     "require_values",
     "sample_grid",
@@ -234,6 +240,53 @@ def seed_interpolation(interpolate, latent, classes: Classes):
 def wire(button: gr.Button, fn, inputs: list, outputs, api_name: str) -> None:
     """One model call: through the shared queue, under its API name."""
     button.click(fn, inputs, outputs, api_name=api_name, concurrency_id=MODEL_QUEUE)
+
+
+# ---- inpainting masks ------------------------------------------------------------------------------------------
+# The region to fill in, as (left, top, right, bottom) fractions of the image.
+MASKS = {
+    "Centre square": (0.25, 0.25, 0.75, 0.75),
+    "Left half": (0.0, 0.0, 0.5, 1.0),
+    "Right half": (0.5, 0.0, 1.0, 1.0),
+    "Top half": (0.0, 0.0, 1.0, 0.5),
+    "Bottom half": (0.0, 0.5, 1.0, 1.0),
+}
+
+
+def preset_mask(name: str, image: PIL.Image.Image) -> PIL.Image.Image:
+    """The mask ``MASKS[name]`` at the size of ``image``: white (255) where the model fills in."""
+    if name not in MASKS:
+        raise gr.Error(f"unknown mask {name!r}; choose one of: {', '.join(MASKS)}")
+    left, top, right, bottom = MASKS[name]
+    w, h = image.size
+    mask = PIL.Image.new("L", image.size, 0)
+    mask.paste(255, (round(left * w), round(top * h), round(right * w), round(bottom * h)))
+    return mask
+
+
+def mask_inputs() -> list:
+    """A choice of ``MASKS`` and an optional uploaded mask (white = fill in; a drawing's transparency counts)."""
+    with gr.Row():
+        preset = gr.Radio(list(MASKS), value=next(iter(MASKS)), label="Region to fill in")
+        uploaded = image_input("Or upload a mask (white = fill in, same size as the image)", height=160)
+    return [preset, uploaded]
+
+
+def chosen_mask(image: PIL.Image.Image, preset: str | None, uploaded: PIL.Image.Image | None) -> PIL.Image.Image:
+    """The uploaded mask if there is one, else the chosen preset at the image's size."""
+    if uploaded is not None:
+        return uploaded
+    require_values(**{"region to fill in": preset})
+    return preset_mask(preset, image)
+
+
+def masked_preview(image, mask, size: int, channels: int) -> PIL.Image.Image:
+    """What the model keeps of ``image``: framed as the model sees it, the region to fill in shown mid-gray."""
+    try:
+        x0, m = inpainting_input(image, mask, size, channels, 1)
+    except ValueError as exc:
+        raise gr.Error(str(exc), print_exception=False) from None
+    return tensor_to_pil(x0 * (1 - m))[0]
 
 
 # ---- images ------------------------------------------------------------------------------------------------------

@@ -7,14 +7,15 @@ import math
 import torch
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 
-from genkit.images import check_count, class_labels, model_input, model_output, seeded
+from genkit.images import check_count, class_labels, inpainting_input, model_input, model_output, seeded
 from genkit.plugin.pipeline import GenkitPipeline  # export: from diffusers import DiffusionPipeline as GenkitPipeline
 
 from .modeling_vae import VAEModel, kl_divergence
 
-__all__ = ["MAX_BATCH_SIZE", "VAEPipeline"]
+__all__ = ["MAX_BATCH_SIZE", "MAX_ITERATIONS", "VAEPipeline"]
 
 MAX_BATCH_SIZE = 10_000  # images decoded in one call (~10 MB at 16 px); more is a loop over calls
+MAX_ITERATIONS = 10_000  # inpainting's encode-decode rounds: it settles in tens
 MAX_DRAWS = (
     100_000  # posterior draws per image (anomaly_score, importance_sampled_nll): far past where estimates settle
 )
@@ -76,6 +77,27 @@ class VAEPipeline(GenkitPipeline):
         """Encode to the posterior mean and decode it back."""
         mean, _ = self.encode(images, labels)
         return self.decode(mean, labels, output_type)
+
+    @torch.no_grad()
+    def inpaint(self, image, mask, iterations: int = 50, labels=None, output_type: str = "pil"):
+        """Fill in the region of ``image`` that ``mask`` marks (white = repaint, black = keep) by iterative
+        reconstruction: the region starts mid-gray, then each round encodes the whole image to its posterior mean,
+        decodes it, and puts the decoded pixels back into the region only, so the known pixels pull the code towards
+        an image that agrees with them. The kept pixels are returned as given.
+
+        ``image``: PIL images or a tensor in [-1, 1]; ``mask``: a PIL image of the image's size (mode 1/L/gray RGB:
+        white = fill in; LA/RGBA: the alpha channel) or a tensor at the model's size, 1 = fill in.
+        """
+        config = self.vae.config
+        check_count("iterations", iterations, MAX_ITERATIONS)
+        x0, m = inpainting_input(image, mask, config.image_size, config.in_channels, MAX_BATCH_SIZE)
+        x0, m = x0.to(self.device, self.vae.dtype), m.to(self.device, self.vae.dtype)
+        lab = self._labels(labels, x0.shape[0])
+        x = x0 * (1 - m)  # 0 is mid-gray in [-1, 1]
+        for _ in range(iterations):
+            mean, _ = self.vae.encode(x, lab)
+            x = (1 - m) * x0 + m * self.vae.to_images(self.vae.decode(mean, lab))
+        return model_output(x, output_type)
 
     def _latent(self, x, labels) -> torch.Tensor:
         if isinstance(x, torch.Tensor) and x.dim() <= 2 and x.shape[-1] == self.vae.config.latent_dim:
