@@ -79,6 +79,7 @@ def _run(tmp_path: Path, name: str, pythonpath: Path | None, corpus: Path) -> di
     return json.loads(line[len("REPORT ") :])
 
 
+@pytest.mark.slow  # the redesign (issue 22) landed on a bit-identical check; kept as a regression run: 63 s
 def test_every_family_trains_and_evaluates_as_before_the_redesign(tmp_path):
     reference = _reference_tree(tmp_path)
     corpus = tmp_path / "corpus.txt"

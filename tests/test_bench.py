@@ -14,6 +14,7 @@ import torch
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
+@pytest.mark.slow  # 24 short training runs, 100 s; the GPU check's own smoke below stays in CI
 def test_gpu_benchmark_smoke_runs_every_family_and_speedup(tmp_path):
     report_file = tmp_path / "gpu.json"
     cmd = [sys.executable, str(BENCH / "bench_gpu.py"), "--smoke", "--json", str(report_file)]

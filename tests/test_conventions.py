@@ -38,6 +38,7 @@ def launch(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 
 # ---- accelerate is the source of truth ------------------------------------------------------------------------------
+@pytest.mark.slow  # the GPU check's CPU smoke (tests/test_bench.py) launches with a bf16 config file in CI
 def test_an_accelerate_config_file_with_bf16_gives_a_bf16_run(tmp_path):
     config = tmp_path / "accelerate.yaml"
     config.write_text(
@@ -58,6 +59,7 @@ def test_an_accelerate_config_file_with_bf16_gives_a_bf16_run(tmp_path):
     assert meta_config(out)["mixed_precision"] == "no"
 
 
+@pytest.mark.slow  # another accelerate launch; the GPU check's CPU smoke checks the recorded precision of each run
 def test_launch_flag_mixed_precision_is_honoured(tmp_path):
     out = tmp_path / "bf16"
     result = launch("--cpu", "--mixed_precision", "bf16", "-m", "genkit", "train", "vae", *TINY, "--output", str(out))

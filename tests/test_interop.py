@@ -282,6 +282,7 @@ def test_fine_tunes_a_stock_ddpm_from_the_offline_hub_cache(stock_ddpm, tmp_path
     assert ModelCard.load(out / "README.md").data.base_model == "google-like/ddpm-stock"
 
 
+@pytest.mark.slow  # two processes again; the single-process fine-tune of the same stock DDPM stays in CI
 def test_fine_tunes_a_stock_ddpm_with_two_processes(stock_ddpm, tmp_path):
     import os
     import sys

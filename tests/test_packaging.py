@@ -36,7 +36,7 @@ def test_the_wheel_is_genkit_hf_and_carries_every_plugin(wheel):
     assert metadata["Name"] == "genkit-hf" and metadata["Requires-Python"] == ">=3.10"
     assert any(r.startswith("matplotlib") and 'extra == "lab"' in r for r in metadata.get_all("Requires-Dist"))
     assert "genkit = genkit.cli:main" in entry_points
-    for family in ("vae", "dcgan", "ddpm", "lstm", "autoencoder"):
+    for family in ("vae", "dcgan", "ddpm", "lstm", "autoencoder", "flow"):
         assert f"{family} = genkit_{family}:plugin" in entry_points
         assert f"genkit_{family}/__init__.py" in names
     assert "genkit/lab.py" in names and "genkit/ui/space_template/app.py" in names
@@ -83,6 +83,6 @@ def test_the_notebook_install_cell_installs_a_clone_named_genkit(tmp_path):
     after = run(python, "import genkit; print(genkit.__file__); print(genkit.list_plugins())", content)
     where, plugins = after.stdout.strip().splitlines()
     assert where.startswith(str(tmp_path / "venv")) and "site-packages" in where
-    assert plugins == "['autoencoder', 'dcgan', 'ddpm', 'lstm', 'vae']"
+    assert plugins == "['autoencoder', 'dcgan', 'ddpm', 'flow', 'lstm', 'vae']"
     again = run(python, INSTALL, content)  # a re-run cell does not install a second time
     assert again.returncode == 0 and "pip" not in again.stderr

@@ -146,7 +146,7 @@ def test_flags_are_derived_from_defaults(tmp_path):
     from genkit.cli.main import build_parser
     from genkit.config import TRAINER_DEFAULTS
 
-    for name in ("vae", "dcgan", "ddpm", "lstm", "autoencoder"):
+    for name in ("vae", "dcgan", "ddpm", "lstm", "autoencoder", "flow"):
         plugin = genkit.get_plugin(name)
         parser = argparse.ArgumentParser()
         plugin.add_arguments(parser)

@@ -149,6 +149,7 @@ FAMILIES = {
         lambda out: Image.open(out).size == grid_size(4, tile_size(8)),
     ),
     "dcgan": (["dcgan"], "/sample", (0, 4), lambda out: Image.open(out).size == grid_size(4, tile_size(8))),
+    "flow": (["flow"], "/sample", (0, 4, 0.8), lambda out: Image.open(out).size == grid_size(4, 64)),
     "ddpm": (["ddpm"], "/generate", (0, "ddim", 5, 2), lambda out: Image.open(out[0]).size == grid_size(2, 64)),
     "lstm": (["lstm"], "/generate", ("def ", 20, 0.8, 0, 1.0, 0), lambda out: out.startswith("def ")),
 }
@@ -180,7 +181,7 @@ def test_a_wheel_install_carries_the_space_templates(tiny_vae, tmp_path):
     with zipfile.ZipFile(wheel) as archive:  # what pip install would put into site-packages
         archive.extractall(site)
     assert (site / "genkit" / "ui" / "space_template" / "app.py").is_file()
-    for family in ("vae", "dcgan", "ddpm", "lstm", "autoencoder"):
+    for family in ("vae", "dcgan", "ddpm", "lstm", "autoencoder", "flow"):
         assert (site / f"genkit_{family}" / "space" / "README.md").is_file()
     script = (
         "import sys, genkit; from genkit.ui.spaces import space_template, build_space; "

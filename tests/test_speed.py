@@ -76,6 +76,7 @@ def test_allow_tf32_sets_the_matmul_and_cudnn_flags(tmp_path):
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
+@pytest.mark.slow  # torch.compile's first compilation takes 35 s on 2 cores
 def test_compile_runs_the_compiled_module_and_checkpoints_plain_names(tmp_path):
     run = trainer(tmp_path, compile=True, checkpoint_every=1)
     assert isinstance(run.wrapped["model"], torch._dynamo.eval_frame.OptimizedModule)

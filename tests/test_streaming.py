@@ -147,6 +147,7 @@ def test_streamed_labels_must_be_declared_classes(tmp_path):
         load_splits(str(tmp_path / "train.parquet"), "image", streaming=True)
 
 
+@pytest.mark.slow  # 35 s; two-process training and resume stay in CI (test_trainer.py, test_conventions.py)
 def test_two_processes_stream_their_shares_and_resume_exactly(image_folder, tmp_path):
     """`accelerate launch` with 2 CPU processes: each reads its share (disjoint: tested above),
     the epoch ends for both together, and a run cut mid-epoch resumes to the uninterrupted run's weights."""

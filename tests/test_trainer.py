@@ -191,6 +191,7 @@ def test_tied_weights_resume_exactly(tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow  # FSDP on CPU: a niche path, 10 s
 def test_full_state_checkpoint_under_fsdp(tmp_path):
     """Real FSDP2 sharding on two CPU processes (tests/fsdp_worker.py): gathered, written, loaded back exactly."""
     worker = Path(__file__).with_name("fsdp_worker.py")
