@@ -128,6 +128,7 @@ def upload_and_run(browser, url: str, tab: str, button: str, image: Path, screen
     [
         ("autoencoder", ["autoencoder", "--variant", "denoising"], "Denoise", "Corrupt and denoise", 3),
         ("ddpm", ["ddpm"], "Inpaint", "Fill in", 2),
+        ("flow", ["flow", "--architecture", "glow"], "Encode and decode", "Encode and decode", 2),
     ],
 )
 def test_an_uploaded_image_is_edited_in_the_page(

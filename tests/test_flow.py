@@ -14,6 +14,7 @@ import torch
 from conftest import run_card_usage, train_cli
 from genkit_flow import FlowModel, FlowPipeline
 from genkit_flow.modeling_flow import bits_per_dim, dequantize
+from PIL import Image
 from test_interop import run_without_genkit
 
 import genkit
@@ -197,3 +198,13 @@ def test_demo_endpoints(trained, tmp_path):
         assert isinstance(client.predict(handle_file(digit), api_name="/bits_per_dim"), float)
         strip = Image.open(client.predict(0, 1, 5, 0.8, api_name="/interpolate_seeds"))
         assert strip.size == grid_size(5, tile, nrow=5)
+
+
+def test_sample_cli_takes_a_temperature(trained, tmp_path):
+    out = tmp_path / "grid.png"
+    args = ["sample", str(trained / "realnvp"), "--n", "4", "--temperature", "0.5", "--out", str(out)]
+    assert main(args) == 0 and out.is_file()
+    hot, cold = tmp_path / "hot.png", tmp_path / "cold.png"
+    assert main([*args[:-1], str(cold), "--seed", "3"]) == 0
+    assert main([*args[:4], "--temperature", "1.2", "--seed", "3", "--out", str(hot)]) == 0
+    assert not np.array_equal(np.asarray(Image.open(hot)), np.asarray(Image.open(cold)))
