@@ -150,6 +150,12 @@ def test_pipeline_methods_and_a_two_value_code_plane(tmp_path):
     assert torch.equal(pipe.sample(4, seed=1, output_type="pt"), pipe.sample(4, seed=1, output_type="pt"))
     white = torch.ones(1, 1, 8, 8)
     assert pipe.anomaly_score(white)[0] > pipe.anomaly_score(x).mean()  # nothing like a digit
+    pytest.importorskip("gradio")
+    from PIL import Image
+    from test_demos import grid_size, served
+
+    with served(genkit.get_plugin("autoencoder").build_demo(pipe)) as client:  # a 2-value code: the plane tab
+        assert Image.open(client.predict(5, 2.0, api_name="/code_plane")).size == grid_size(25, 64, nrow=5)
     noisy = pipe.corrupt(x, "masking", 0.5, seed=3, output_type="pt")
     torch.testing.assert_close(pipe.denoise(noisy, output_type="pt"), pipe.reconstruct(noisy, output_type="pt"))
     assert torch.equal(noisy, pipe.corrupt(x, "masking", 0.5, seed=3, output_type="pt"))

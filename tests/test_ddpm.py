@@ -287,6 +287,11 @@ def test_inpaint_keeps_the_known_pixels_and_fills_the_region(tiny, tiny_conditio
         assert not torch.equal(out, inpaint(0, class_labels=0))
         with pytest.raises(ValueError, match="class-conditional: pass class_labels"):
             pipe.inpaint(x0, mask)
+        # image-to-image takes the class too: the same noise, another class, another result
+        redraw = {"strength": 0.8, "num_inference_steps": 10, "scheduler": "ddim", "output_type": "pt"}
+        one = pipe.img2img(x0, generator=torch.Generator().manual_seed(0), class_labels=1, **redraw).images
+        other = pipe.img2img(x0, generator=torch.Generator().manual_seed(0), class_labels=7, **redraw).images
+        assert one.shape == (4, 1, 8, 8) and not torch.equal(one, other)
 
 
 def test_inpaint_takes_noise_from_every_prediction_type(tiny):
