@@ -24,6 +24,7 @@ __all__ = [
     "MAX_SEED",
     "check_count",
     "class_labels",
+    "fill_by_reconstruction",
     "inpainting_input",
     "mask_input",
     "model_input",
@@ -185,6 +186,21 @@ def _mask_to_l(mask: PIL.Image.Image, image) -> PIL.Image.Image:
     if mask.mode in ("1", "L"):
         return mask.convert("L")
     raise ValueError(f"the mask must be a black-and-white image (mode 1, L, RGB, LA or RGBA), got mode {mask.mode}")
+
+
+MAX_FILL_ROUNDS = 10_000  # rounds of fill_by_reconstruction: it settles in tens
+
+
+def fill_by_reconstruction(x0: torch.Tensor, mask: torch.Tensor, reconstruct, iterations: int) -> torch.Tensor:
+    """Inpainting by iterated reconstruction, for any model that reconstructs images (VAE, autoencoder): the region
+    ``mask`` marks (1) starts mid-gray, then each round replaces it with the region of ``reconstruct(x)`` (images in
+    [-1, 1] -> images in [-1, 1]), so the known pixels pull the code towards an image that agrees with them. Pixels
+    outside the region are ``x0``'s exactly."""
+    check_count("iterations", iterations, MAX_FILL_ROUNDS)
+    x = x0 * (1 - mask)  # 0 is mid-gray in [-1, 1]
+    for _ in range(iterations):
+        x = (1 - mask) * x0 + mask * reconstruct(x)
+    return x
 
 
 def class_labels(labels, n: int, num_classes: int, model: str) -> torch.Tensor | None:

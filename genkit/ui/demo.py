@@ -20,7 +20,7 @@ import torch
 
 from genkit.data import make_grid
 from genkit.errors import GenkitError
-from genkit.images import inpainting_input, tensor_to_pil
+from genkit.images import inpainting_input, pil_to_tensor, tensor_to_pil
 from genkit.plugin.opening import load_opened, open_model
 
 __all__ = [
@@ -49,6 +49,8 @@ __all__ = [
     "load_demo",
     "mask_inputs",
     "masked_preview",
+    "model_view",
+    "reconstruction_inpaint_tab",
     "model_threads",
     "preset_mask",
     "require_image",
@@ -287,6 +289,38 @@ def masked_preview(image, mask, size: int, channels: int) -> PIL.Image.Image:
     except ValueError as exc:
         raise gr.Error(str(exc), print_exception=False) from None
     return tensor_to_pil(x0 * (1 - m))[0]
+
+
+def model_view(image: PIL.Image.Image, size: int, channels: int) -> PIL.Image.Image:
+    """An upload as a model sees it: converted and framed to ``size`` as training data is."""
+    return tensor_to_pil(pil_to_tensor(image, size, channels))[0]
+
+
+def reconstruction_inpaint_tab(inpaint, size: int, channels: int, classes: Classes) -> None:
+    """The "Inpaint" tab of a model that fills a region by iterated reconstruction (``genkit.images.
+    fill_by_reconstruction``): ``inpaint(image, mask, rounds, label)``; API name ``inpaint``."""
+
+    def fill(image, preset, uploaded, iterations, label=None):
+        image = require_image(image, "image")
+        require_values(rounds=iterations)
+        mask = chosen_mask(image, preset, uploaded)
+        preview = masked_preview(image, mask, size, channels)
+        return image_strip([preview, *inpaint(image, mask, int(iterations), classes.label(label))])
+
+    with gr.Tab("Inpaint"):
+        gr.Markdown(
+            "Fill in a region of an image by iterated reconstruction: the region starts gray, and each round "
+            "encodes the image, decodes it and keeps the decoded pixels inside the region only. Output: what the "
+            "model keeps (the region gray), then the filled-in image."
+        )
+        with gr.Row():
+            image = image_input("Image", height=200)
+            with gr.Column():
+                mask = mask_inputs()
+                iterations = gr.Slider(1, 200, value=50, step=1, precision=0, label="Rounds")
+        cls = classes.inputs()
+        button = gr.Button("Fill in", variant="primary")
+        wire(button, fill, [image, *mask, iterations, *cls], image_output("Kept and filled in"), "inpaint")
 
 
 # ---- images ------------------------------------------------------------------------------------------------------

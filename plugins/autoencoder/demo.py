@@ -7,7 +7,6 @@ import gradio as gr
 from genkit_autoencoder.modeling_autoencoder import NOISES
 from genkit_autoencoder.pipeline_autoencoder import AutoencoderPipeline
 
-from genkit.images import pil_to_tensor, tensor_to_pil
 from genkit.ui import demo as ui
 
 __all__ = ["build_demo"]
@@ -27,7 +26,12 @@ def build_demo(pipeline: AutoencoderPipeline) -> gr.Blocks:
         _denoise_tab(pipeline)
         if config.code_dim == 2:
             _plane_tab(pipeline)
-        _inpaint_tab(pipeline)
+        ui.reconstruction_inpaint_tab(
+            lambda image, mask, rounds, label=None: pipeline.inpaint(image, mask, rounds),
+            config.image_size,
+            config.in_channels,
+            ui.Classes(pipeline, 0),
+        )
         _anomaly_tab(pipeline)
         ui.samples_tab(
             lambda n, seed=0, labels=None: pipeline.sample(n, seed=seed),
@@ -40,7 +44,7 @@ def build_demo(pipeline: AutoencoderPipeline) -> gr.Blocks:
 
 def _seen(pipeline: AutoencoderPipeline, image):
     config = pipeline.autoencoder.config
-    return tensor_to_pil(pil_to_tensor(image, config.image_size, config.in_channels))[0]
+    return ui.model_view(image, config.image_size, config.in_channels)
 
 
 def _reconstruct_tab(pipeline: AutoencoderPipeline) -> None:
@@ -101,31 +105,6 @@ def _plane_tab(pipeline: AutoencoderPipeline) -> None:
             extent = gr.Slider(0.5, 5, value=3, step=0.5, label="Extent (standard deviations)")
         button = gr.Button("Decode the plane", variant="primary")
         ui.wire(button, plane, [n, extent], ui.image_output("The code plane"), "code_plane")
-
-
-def _inpaint_tab(pipeline: AutoencoderPipeline) -> None:
-    config = pipeline.autoencoder.config
-
-    def inpaint(image, preset, uploaded, iterations):
-        image = ui.require_image(image, "image")
-        ui.require_values(rounds=iterations)
-        mask = ui.chosen_mask(image, preset, uploaded)
-        preview = ui.masked_preview(image, mask, config.image_size, config.in_channels)
-        return ui.image_strip([preview, *pipeline.inpaint(image, mask, int(iterations))])
-
-    with gr.Tab("Inpaint"):
-        gr.Markdown(
-            "Fill in a region by iterated reconstruction: the region starts gray, and each round reconstructs the "
-            "image and keeps the reconstruction inside the region only. Output: what the model keeps (the region "
-            "gray), then the filled-in image."
-        )
-        with gr.Row():
-            image = ui.image_input("Image", height=200)
-            with gr.Column():
-                mask = ui.mask_inputs()
-                iterations = gr.Slider(1, 200, value=50, step=1, precision=0, label="Rounds")
-        button = gr.Button("Fill in", variant="primary")
-        ui.wire(button, inpaint, [image, *mask, iterations], ui.image_output("Kept and filled in"), "inpaint")
 
 
 def _anomaly_tab(pipeline: AutoencoderPipeline) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 
-from genkit.images import check_count, inpainting_input, model_input, model_output, seeded
+from genkit.images import check_count, fill_by_reconstruction, inpainting_input, model_input, model_output, seeded
 from genkit.plugin.pipeline import GenkitPipeline  # export: from diffusers import DiffusionPipeline as GenkitPipeline
 
 from .modeling_autoencoder import AutoencoderModel, corrupt
@@ -14,7 +14,6 @@ from .modeling_autoencoder import AutoencoderModel, corrupt
 __all__ = ["MAX_BATCH_SIZE", "AutoencoderPipeline"]
 
 MAX_BATCH_SIZE = 10_000  # images in one call (~10 MB at 16 px); more is a loop over calls
-MAX_ITERATIONS = 10_000  # inpainting's encode-decode rounds: it settles in tens
 
 
 class AutoencoderPipeline(GenkitPipeline):
@@ -120,11 +119,8 @@ class AutoencoderPipeline(GenkitPipeline):
         reconstruction: the region starts mid-gray, then each round reconstructs the whole image and puts the
         reconstruction back into the region only. The kept pixels are returned as given. ``mask``: a PIL image of
         the image's size (mode 1/L/gray RGB: white = fill in; LA/RGBA: the alpha channel) or a tensor, 1 = fill in."""
-        config = self.autoencoder.config
-        check_count("iterations", iterations, MAX_ITERATIONS)
-        x0, m = inpainting_input(image, mask, config.image_size, config.in_channels, MAX_BATCH_SIZE)
-        x0, m = x0.to(self.device, self.autoencoder.dtype), m.to(self.device, self.autoencoder.dtype)
-        x = x0 * (1 - m)  # 0 is mid-gray in [-1, 1]
-        for _ in range(iterations):
-            x = (1 - m) * x0 + m * self.autoencoder.to_images(self.autoencoder(x).decoded)
-        return model_output(x, output_type)
+        model = self.autoencoder
+        x0, m = inpainting_input(image, mask, model.config.image_size, model.config.in_channels, MAX_BATCH_SIZE)
+        x0, m = x0.to(self.device, model.dtype), m.to(self.device, model.dtype)
+        filled = fill_by_reconstruction(x0, m, lambda x: model.to_images(model(x).decoded), iterations)
+        return model_output(filled, output_type)

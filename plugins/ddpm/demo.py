@@ -20,6 +20,7 @@ from genkit.ui.demo import (
     image_strip,
     mask_inputs,
     masked_preview,
+    model_view,
     require_image,
     require_values,
     seed_input,
@@ -156,8 +157,8 @@ def _img2img_tab(pipeline, conditional: bool, T: int) -> None:
             scheduler=scheduler,
             **kwargs,
         )
-        seen = pipeline.img2img(image, strength=0.0, num_inference_steps=1, scheduler="ddim", **kwargs)
-        return image_strip([*seen.images, *result.images])
+        seen = model_view(image, pipeline.sample_size, pipeline.unet.config.in_channels)
+        return image_strip([seen, *result.images])
 
     wire(button, img2img, [image, strength, seed, scheduler, steps, *extra], out, "img2img")
 

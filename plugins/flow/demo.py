@@ -6,7 +6,7 @@ import gradio as gr
 import torch
 from genkit_flow.pipeline_flow import FlowPipeline
 
-from genkit.images import pil_to_tensor, seeded, tensor_to_pil
+from genkit.images import seeded
 from genkit.ui import demo as ui
 
 __all__ = ["build_demo"]
@@ -81,8 +81,8 @@ def _roundtrip_tab(pipeline: FlowPipeline) -> None:
 
     def roundtrip(image):
         image = ui.require_image(image, "image")
-        seen = tensor_to_pil(pil_to_tensor(image, config.image_size, config.in_channels))
-        return ui.image_strip([*seen, *pipeline.decode(pipeline.encode(image))])
+        seen = ui.model_view(image, config.image_size, config.in_channels)
+        return ui.image_strip([seen, *pipeline.decode(pipeline.encode(image))])
 
     with gr.Tab("Encode and decode"):
         gr.Markdown(

@@ -19,7 +19,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-__all__ = ["ARCHITECTURES", "FlowModel", "bits_per_dim", "dequantize"]
+__all__ = ["ARCHITECTURES", "FlowModel", "bits_per_dim", "dequantize", "log_prob_of_code"]
 
 ARCHITECTURES = ("realnvp", "glow")
 LEVELS = 256  # 8-bit pixels
@@ -37,6 +37,11 @@ def bits_per_dim(log_prob: torch.Tensor, dims: int) -> torch.Tensor:
     """Bits per dimension of 8-bit data from log p(y) of its dequantized version y:
     -(log p(y) - D log 256) / (D log 2)."""
     return -(log_prob - dims * math.log(LEVELS)) / (dims * math.log(2))
+
+
+def log_prob_of_code(z: torch.Tensor, logdet: torch.Tensor) -> torch.Tensor:
+    """log p(y) from the flow's output: log N(z; 0, I) + log|det dz/dy| (the change of variables), per image."""
+    return -0.5 * (z.pow(2) + math.log(2 * math.pi)).sum(1) + logdet
 
 
 # ---- layers: each maps (x, logdet) -> (y, logdet + log|det dy/dx|) and back ----------------------------------------
@@ -249,8 +254,7 @@ class FlowModel(ModelMixin, ConfigMixin):
 
     def log_prob(self, y: torch.Tensor) -> torch.Tensor:
         """log p(y) per image, in nats: log N(z; 0, I) + log|det dz/dy| (the change of variables)."""
-        z, logdet = self(y)
-        return -0.5 * (z.pow(2) + math.log(2 * math.pi)).sum(1) + logdet
+        return log_prob_of_code(*self(y))
 
     def _shapes(self) -> list[tuple[int, int, int]]:
         """The (C, H, W) of each part of z, in order."""

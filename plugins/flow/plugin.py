@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 import torch
-from genkit_flow.modeling_flow import ARCHITECTURES, FlowModel, bits_per_dim, dequantize
+from genkit_flow.modeling_flow import ARCHITECTURES, FlowModel, bits_per_dim, dequantize, log_prob_of_code
 from genkit_flow.pipeline_flow import FlowPipeline
 
 from genkit.errors import ConfigError
@@ -108,8 +108,8 @@ class FlowPlugin(Plugin):
     def training_step(self, modules, batch, ctx: StepContext) -> dict[str, torch.Tensor]:
         """The loss is the bits per dimension of the batch (maximum likelihood on uniformly dequantized pixels)."""
         x = batch["pixel_values"]
-        z, logdet = modules["model"](dequantize(x))
-        log_prob = -0.5 * (z.pow(2) + math.log(2 * math.pi)).sum(1) + logdet
+        # through forward (not log_prob): under several processes the model is wrapped, which hides other methods
+        log_prob = log_prob_of_code(*modules["model"](dequantize(x)))
         loss = bits_per_dim(log_prob, x[0].numel()).mean()
         return {"loss": loss, "bits_per_dim": loss.detach()}
 

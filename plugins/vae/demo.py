@@ -9,7 +9,7 @@ import gradio as gr
 import torch
 from genkit_vae.pipeline_vae import VAEPipeline
 
-from genkit.images import pil_to_tensor, seeded, tensor_to_pil
+from genkit.images import seeded
 from genkit.ui import demo as ui
 
 __all__ = ["build_demo"]
@@ -38,7 +38,7 @@ def build_demo(pipeline: VAEPipeline) -> gr.Blocks:
         _arithmetic_tab(pipeline, classes)
         _reconstruct_tab(pipeline, classes)
         _anomaly_tab(pipeline, classes)
-        _inpaint_tab(pipeline, classes)
+        ui.reconstruction_inpaint_tab(pipeline.inpaint, config.image_size, config.in_channels, classes)
     return ui.enable_queue(demo)
 
 
@@ -100,8 +100,8 @@ def _reconstruct_tab(pipeline: VAEPipeline, classes: ui.Classes) -> None:
 
     def reconstruct(image, label=None):
         image = ui.require_image(image, "image")
-        seen = tensor_to_pil(pil_to_tensor(image, config.image_size, config.in_channels))  # what the encoder gets
-        return ui.image_strip([*seen, *pipeline.reconstruct(image, classes.label(label))])
+        seen = ui.model_view(image, config.image_size, config.in_channels)  # what the encoder gets
+        return ui.image_strip([seen, *pipeline.reconstruct(image, classes.label(label))])
 
     with gr.Tab("Reconstruct"):
         gr.Markdown(
@@ -134,30 +134,3 @@ def _anomaly_tab(pipeline: VAEPipeline, classes: ui.Classes) -> None:
         cls = classes.inputs()
         button = gr.Button("Score", variant="primary")
         ui.wire(button, anomaly_score, [image, *cls], gr.Number(label="Negative ELBO (nats)"), "anomaly_score")
-
-
-def _inpaint_tab(pipeline: VAEPipeline, classes: ui.Classes) -> None:
-    config = pipeline.vae.config
-
-    def inpaint(image, preset, uploaded, iterations, label=None):
-        image = ui.require_image(image, "image")
-        ui.require_values(rounds=iterations)
-        mask = ui.chosen_mask(image, preset, uploaded)
-        preview = ui.masked_preview(image, mask, config.image_size, config.in_channels)
-        filled = pipeline.inpaint(image, mask, int(iterations), classes.label(label))
-        return ui.image_strip([preview, *filled])
-
-    with gr.Tab("Inpaint"):
-        gr.Markdown(
-            "Fill in a region of an image by iterative reconstruction: the region starts gray, and each round "
-            "encodes the image, decodes it and keeps the decoded pixels inside the region only. Output: what the "
-            "model keeps (the region gray), then the filled-in image."
-        )
-        with gr.Row():
-            image = ui.image_input("Image", height=200)
-            with gr.Column():
-                mask = ui.mask_inputs()
-                iterations = gr.Slider(1, 200, value=50, step=1, precision=0, label="Rounds")
-        cls = classes.inputs()
-        button = gr.Button("Fill in", variant="primary")
-        ui.wire(button, inpaint, [image, *mask, iterations, *cls], ui.image_output("Kept and filled in"), "inpaint")

@@ -7,15 +7,22 @@ import math
 import torch
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 
-from genkit.images import check_count, class_labels, inpainting_input, model_input, model_output, seeded
+from genkit.images import (
+    check_count,
+    class_labels,
+    fill_by_reconstruction,
+    inpainting_input,
+    model_input,
+    model_output,
+    seeded,
+)
 from genkit.plugin.pipeline import GenkitPipeline  # export: from diffusers import DiffusionPipeline as GenkitPipeline
 
 from .modeling_vae import VAEModel, kl_divergence
 
-__all__ = ["MAX_BATCH_SIZE", "MAX_ITERATIONS", "VAEPipeline"]
+__all__ = ["MAX_BATCH_SIZE", "VAEPipeline"]
 
 MAX_BATCH_SIZE = 10_000  # images decoded in one call (~10 MB at 16 px); more is a loop over calls
-MAX_ITERATIONS = 10_000  # inpainting's encode-decode rounds: it settles in tens
 MAX_DRAWS = (
     100_000  # posterior draws per image (anomaly_score, importance_sampled_nll): far past where estimates settle
 )
@@ -89,15 +96,14 @@ class VAEPipeline(GenkitPipeline):
         white = fill in; LA/RGBA: the alpha channel) or a tensor at the model's size, 1 = fill in.
         """
         config = self.vae.config
-        check_count("iterations", iterations, MAX_ITERATIONS)
         x0, m = inpainting_input(image, mask, config.image_size, config.in_channels, MAX_BATCH_SIZE)
         x0, m = x0.to(self.device, self.vae.dtype), m.to(self.device, self.vae.dtype)
         lab = self._labels(labels, x0.shape[0])
-        x = x0 * (1 - m)  # 0 is mid-gray in [-1, 1]
-        for _ in range(iterations):
-            mean, _ = self.vae.encode(x, lab)
-            x = (1 - m) * x0 + m * self.vae.to_images(self.vae.decode(mean, lab))
-        return model_output(x, output_type)
+
+        def reconstruct(x):
+            return self.vae.to_images(self.vae.decode(self.vae.encode(x, lab)[0], lab))
+
+        return model_output(fill_by_reconstruction(x0, m, reconstruct, iterations), output_type)
 
     def _latent(self, x, labels) -> torch.Tensor:
         if isinstance(x, torch.Tensor) and x.dim() <= 2 and x.shape[-1] == self.vae.config.latent_dim:
