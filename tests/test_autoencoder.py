@@ -243,7 +243,7 @@ def test_demo_endpoints(trained, tmp_path):
     pytest.importorskip("gradio")
     from gradio_client import handle_file
     from PIL import Image
-    from test_demos import grid_size, served, tile_size, tiles
+    from test_demos import grid_size, served, tile_size, tiles, to_paint
 
     pipe = genkit.load(trained / "denoising")
     digit = tmp_path / "digit.png"
@@ -254,6 +254,7 @@ def test_demo_endpoints(trained, tmp_path):
             "/reconstruct",
             "/denoise",
             "/inpaint",
+            "/inpaint_test_image",
             "/anomaly_score",
             "/sample",
         }  # code_dim 4: no plane
@@ -265,7 +266,7 @@ def test_demo_endpoints(trained, tmp_path):
         pair = Image.open(client.predict(handle_file(digit), api_name="/reconstruct"))
         assert pair.size == grid_size(2, tile, nrow=2)
         assert isinstance(client.predict(handle_file(digit), api_name="/anomaly_score"), float)
-        filled = Image.open(client.predict(handle_file(digit), "Top half", None, 10, api_name="/inpaint"))
+        filled = Image.open(client.predict(to_paint(digit), "Top half", None, 10, api_name="/inpaint"))
         assert filled.size == grid_size(2, tile, nrow=2)
 
 

@@ -104,17 +104,29 @@ VISIBLE_IMAGE = (
 )
 
 
-def upload_and_run(browser, url: str, tab: str, button: str, image: Path, screenshot: Path) -> tuple[int, int]:
-    """Open ``tab``, upload ``image`` into its first image field, click ``button``; the size of the image shown."""
+def upload_and_run(
+    browser, url: str, tab: str, button: str, image: Path, screenshot: Path, paint: bool = False
+) -> tuple[int, int]:
+    """Open ``tab``, upload ``image`` into its first image field (with ``paint``, an image to paint on: a stroke is
+    drawn across it with the mouse), click ``button``; the size of the image shown."""
     page = browser.new_page()
     try:
         page.goto(url)
         page.get_by_role("tab", name=tab).click()
         with page.expect_file_chooser() as chooser:  # the upload area, as a visitor clicks it
-            page.get_by_text("Click to Upload").locator("visible=true").first.click()
+            page.get_by_text("Upload an image" if paint else "Click to Upload").locator("visible=true").first.click()
         chooser.value.set_files(str(image))
         page.wait_for_timeout(500)  # the upload is processed before the click is sent
-        page.get_by_role("button", name=button).click()
+        if paint:  # the brush is the editor's tool once an image is there: one stroke through the middle
+            page.get_by_role("button", name="Brush", exact=True).click()
+            box = page.locator("canvas").locator("visible=true").first.bounding_box()
+            x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+            page.mouse.move(x - 20, y)
+            page.mouse.down()
+            page.mouse.move(x + 20, y, steps=10)
+            page.mouse.up()
+            page.wait_for_timeout(500)
+        page.get_by_role("button", name=button, exact=True).click()
         page.wait_for_function(f"() => !!({VISIBLE_IMAGE})()", timeout=60_000)
         size = page.evaluate(f"() => {{ const i = ({VISIBLE_IMAGE})(); return [i.naturalWidth, i.naturalHeight]; }}")
         page.screenshot(path=str(screenshot))
@@ -127,14 +139,15 @@ def upload_and_run(browser, url: str, tab: str, button: str, image: Path, screen
     "family, train_args, tab, button, tiles",
     [
         ("autoencoder", ["autoencoder", "--variant", "denoising"], "Denoise", "Corrupt and denoise", 3),
-        ("ddpm", ["ddpm"], "Inpaint", "Fill in", 2),
+        ("ddpm", ["ddpm"], "Inpaint", "Fill in", 2),  # a painted mask: the tab's image is one to paint on
         ("flow", ["flow", "--architecture", "glow"], "Encode and decode", "Encode and decode", 2),
     ],
 )
 def test_an_uploaded_image_is_edited_in_the_page(
     browser, tmp_path_factory, tmp_path, family, train_args, tab, button, tiles
 ):
-    """A visitor opens a tab, uploads a digit and clicks: the input, (the corrupted input,) and the result appear."""
+    """A visitor opens a tab, uploads a digit (and, to inpaint, paints over part of it) and clicks: the input, (the
+    corrupted input,) and the result appear."""
     from genkit.data import load_splits
 
     model = trained_model(tmp_path_factory, f"{family}-edit", *train_args, "--no-eval")
@@ -142,7 +155,7 @@ def test_an_uploaded_image_is_edited_in_the_page(
     load_splits("digits", "image")["test"][0]["image"].save(digit)
     demo, url = open_space(model, tmp_path / "space")
     try:
-        size = upload_and_run(browser, url, tab, button, digit, tmp_path / f"{family}.png")
+        size = upload_and_run(browser, url, tab, button, digit, tmp_path / f"{family}.png", paint=tab == "Inpaint")
     finally:
         demo.close()
     assert size == grid_size(tiles, tile_size(8), nrow=tiles)

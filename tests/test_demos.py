@@ -59,6 +59,21 @@ def tiles(image: Image.Image, tile: int, count: int) -> list[np.ndarray]:
     return [a[2 : 2 + tile, 2 + i * (tile + 2) : 2 + i * (tile + 2) + tile] for i in range(count)]
 
 
+def to_paint(image: Path | None, stroke: Path | None = None) -> dict | None:
+    """The value of an inpainting tab's image editor through the API: the image, and the painted layer if any."""
+    if image is None:
+        return None
+    return {"background": handle_file(image), "layers": [handle_file(stroke)] if stroke else [], "composite": None}
+
+
+def stroke_file(path: Path, size: int, box: tuple[int, int, int, int]) -> Path:
+    """A painted layer as the editor sends it: transparent, with an opaque white stroke over ``box``."""
+    layer = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    layer.paste((255, 255, 255, 255), box)
+    layer.save(path)
+    return path
+
+
 def digit_images(n: int) -> list[Image.Image]:
     from genkit.data import load_splits
 
@@ -85,6 +100,7 @@ VAE_ENDPOINTS = {
     "/reconstruct",
     "/anomaly_score",
     "/inpaint",
+    "/inpaint_test_image",
 }
 
 
@@ -216,32 +232,63 @@ def test_conditional_vae_samples_by_class(tmp_path_factory):
         assert strip.size == grid_size(5, tile, nrow=5)
 
 
-def test_vae_demo_fills_in_a_chosen_or_uploaded_region(vae, digit_files, tmp_path):
+def test_vae_demo_fills_in_a_chosen_painted_or_uploaded_region(vae, digit_files, tmp_path):
     pipeline, _, client = vae
     tile = tile_size(pipeline.vae.config.image_size)
     (digit, _, _), _ = digit_files
-    strip = Image.open(client.predict(handle_file(digit), "Bottom half", None, 20, api_name="/inpaint"))
+    strip = Image.open(client.predict(to_paint(digit), "Bottom half", None, 20, api_name="/inpaint"))
     assert strip.size == grid_size(2, tile, nrow=2)
     kept, filled = tiles(strip, tile, 2)
     half = tile // 2
     assert np.array_equal(kept[:half], filled[:half])  # the top half kept as given
     assert (kept[half:] == 128).all() and not (filled[half:] == 128).all()  # shown gray, then filled in
+    # painted strokes win over the choice: a stroke over the bottom half is the same mask as "Bottom half"
+    painted = to_paint(digit, stroke_file(tmp_path / "stroke.png", 8, (0, 4, 8, 8)))
+    assert np.array_equal(
+        np.asarray(Image.open(client.predict(painted, "Centre square", None, 20, api_name="/inpaint"))),
+        np.asarray(strip),
+    )
     mask = Image.new("L", (8, 8), 0)
     mask.paste(255, (0, 4, 8, 8))
     mask.save(tmp_path / "mask.png")
+    left = to_paint(digit, stroke_file(tmp_path / "left.png", 8, (0, 0, 4, 8)))
     uploaded = Image.open(
-        client.predict(
-            handle_file(digit), "Centre square", handle_file(tmp_path / "mask.png"), 20, api_name="/inpaint"
-        )
+        client.predict(left, "Centre square", handle_file(tmp_path / "mask.png"), 20, api_name="/inpaint")
     )
-    assert np.array_equal(np.asarray(uploaded), np.asarray(strip))  # an uploaded mask wins over the choice
+    assert np.array_equal(np.asarray(uploaded), np.asarray(strip))  # an uploaded mask wins over strokes and choice
     Image.new("L", (5, 5), 255).save(tmp_path / "small.png")
     with pytest.raises(AppError, match="the mask is 5x5 but the image is 8x8"):
-        client.predict(
-            handle_file(digit), "Centre square", handle_file(tmp_path / "small.png"), 20, api_name="/inpaint"
-        )
+        client.predict(to_paint(digit), "Centre square", handle_file(tmp_path / "small.png"), 20, api_name="/inpaint")
     with pytest.raises(AppError, match="upload an image"):
         client.predict(None, "Centre square", None, 20, api_name="/inpaint")
+
+
+def test_a_test_image_of_the_models_data_can_be_picked(vae):
+    """The model was trained on digits: test image #i of its own split goes into the editor, enlarged."""
+    from genkit.data import load_splits
+
+    pipeline, _, client = vae
+    size = pipeline.vae.config.image_size
+    test = load_splits("digits", "image", image_size=size)["test"]
+    picked = Image.open(client.predict(3, api_name="/inpaint_test_image")["background"])
+    assert picked.width == picked.height and picked.width % size == 0 and picked.width >= core.DISPLAY_SIZE
+    assert np.array_equal(
+        np.asarray(picked.resize((size, size), Image.Resampling.NEAREST)), np.asarray(test[3]["image"])
+    )
+    with pytest.raises(AppError, match=f"maximum value {len(test) - 1}"):
+        client.predict(len(test), api_name="/inpaint_test_image")
+
+
+def test_no_test_image_picker_for_data_that_is_not_built_in(tmp_path):
+    from genkit.ui.demo import held_out_images
+
+    class Saved:
+        name_or_path = str(tmp_path)
+
+    (tmp_path / "genkit.json").write_text('{"config": {"dataset": "/home/me/photos"}}')
+    assert held_out_images(Saved()) is None
+    (tmp_path / "genkit.json").write_text('{"config": {"dataset": "stdlib"}}')  # a text source
+    assert held_out_images(Saved()) is None
 
 
 # ---- DDPM ----------------------------------------------------------------------------------------------------------
@@ -256,7 +303,7 @@ def ddpm(tmp_path_factory):
 def test_ddpm_demo_shows_the_denoising_progression(ddpm):
     pipeline, client = ddpm
     endpoints = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
-    assert endpoints == {"/generate", "/inpaint", "/img2img"}
+    assert endpoints == {"/generate", "/inpaint", "/img2img", "/inpaint_test_image", "/img2img_test_image"}
     tile = tile_size(pipeline.unet.config.sample_size)
     final, frames = client.predict(0, "ddim", 10, 4, api_name="/generate")
     final = np.asarray(Image.open(final))
@@ -279,14 +326,25 @@ def test_ddpm_demo_inpaints_and_redraws_an_upload(ddpm, tmp_path):
     tile = tile_size(size)
     digit = tmp_path / "digit.png"
     digit_images(1)[0].save(digit)
-    strip = Image.open(client.predict(handle_file(digit), "Left half", None, 0, 20, 2, api_name="/inpaint"))
+    strip = Image.open(client.predict(to_paint(digit), "Left half", None, 0, 20, 2, api_name="/inpaint"))
     assert strip.size == grid_size(2, tile, nrow=2)
     kept, filled = tiles(strip, tile, 2)
     half = tile // 2
     assert np.array_equal(kept[:, half:], filled[:, half:])  # the right half kept
     assert (kept[:, :half] == 128).all() and not (filled[:, :half] == 128).all()
-    again = Image.open(client.predict(handle_file(digit), "Left half", None, 0, 20, 2, api_name="/inpaint"))
+    again = Image.open(client.predict(to_paint(digit), "Left half", None, 0, 20, 2, api_name="/inpaint"))
     assert np.array_equal(np.asarray(again), np.asarray(strip))  # one seed, one result
+    # a painted stroke over the left half (on the image enlarged for painting) is the same mask
+    picked = client.predict(0, api_name="/inpaint_test_image")
+    big = Image.open(picked["background"])
+    assert big.width > size
+    enlarged = tmp_path / "big.png"
+    digit_images(1)[0].resize(big.size, Image.Resampling.NEAREST).save(enlarged)
+    stroke = stroke_file(tmp_path / "stroke.png", big.width, (0, 0, big.width // 2, big.height))
+    painted = Image.open(client.predict(to_paint(enlarged, stroke), "Top half", None, 0, 20, 2, api_name="/inpaint"))
+    kept_painted, _ = tiles(painted, tile, 2)  # the enlarged digit scaled back to 8 px
+    assert (kept_painted[:, :half] == 128).all()
+    assert np.abs(kept_painted[:, half:].astype(int) - kept[:, half:]).mean() < 32  # resampling blurs a little
 
     def redraw(strength):
         strip = Image.open(client.predict(handle_file(digit), strength, 0, "ddim", 10, api_name="/img2img"))

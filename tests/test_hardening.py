@@ -416,15 +416,23 @@ def _truncated(path: Path) -> Path:
     return path
 
 
+@pytest.mark.parametrize("field", ["image", "paint"])
 @pytest.mark.parametrize("make", [_text, _bomb, _truncated], ids=["text-file", "30000x30000", "truncated"])
-def test_bad_uploads_get_a_clear_message_and_no_server_traceback(vae_demo, tmp_path, capfd, make):
+def test_bad_uploads_get_a_clear_message_and_no_server_traceback(vae_demo, tmp_path, capfd, make, field):
+    """In an image field and in the image editor one paints a mask on (its image and its painted layer)."""
     from gradio_client import handle_file
 
     _, client = vae_demo
-    upload = make(tmp_path / ("upload.png" if make is not _text else "upload.txt"))
+    upload = handle_file(str(make(tmp_path / ("upload.png" if make is not _text else "upload.txt"))))
+    digit = tmp_path / "digit.png"
+    Image.new("L", (8, 8), 100).save(digit)
     capfd.readouterr()
     with pytest.raises(Exception) as info:
-        client.predict(handle_file(str(upload)), api_name="/reconstruct")
+        if field == "image":
+            client.predict(upload, api_name="/reconstruct")
+        else:  # the bad file as the painted layer of a good image
+            editor = {"background": handle_file(str(digit)), "layers": [upload], "composite": None}
+            client.predict(editor, "Centre square", None, 20, api_name="/inpaint")
     assert "could not use the upload as an image" in str(info.value)
     out, err = capfd.readouterr()
     assert "Traceback" not in out + err

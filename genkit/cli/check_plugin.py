@@ -83,10 +83,14 @@ def _call_endpoints(demo, image_file: Path | None) -> list[str]:
         for name, spec in endpoints.items():
             kwargs = {}
             for param in spec["parameters"]:
-                if param["component"] in ("Image", "File") and not param["parameter_has_default"]:
+                if param["component"] in ("Image", "File", "Imageeditor") and not param["parameter_has_default"]:
                     if image_file is None:
                         raise AssertionError(f"{name} takes an image, and the model's samples are not images")
-                    kwargs[param["parameter_name"]] = handle_file(str(image_file))
+                    image = handle_file(str(image_file))
+                    editor = param["component"] == "Imageeditor"  # gr.ImageMask too: the image, nothing painted
+                    kwargs[param["parameter_name"]] = (
+                        {"background": image, "layers": [], "composite": None} if editor else image
+                    )
                 elif param["parameter_has_default"]:
                     kwargs[param["parameter_name"]] = param["parameter_default"]
                 else:

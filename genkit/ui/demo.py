@@ -8,20 +8,25 @@ model's data, and one queue that caps how many model calls run at once, whatever
 from __future__ import annotations
 
 import functools
+import io
 import json
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 import PIL.Image
+import PIL.ImageChops
 import torch
 
 from genkit.data import make_grid
 from genkit.errors import GenkitError
 from genkit.images import inpainting_input, pil_to_tensor, tensor_to_pil
 from genkit.plugin.opening import load_opened, open_model
+
+if TYPE_CHECKING:
+    import datasets
 
 __all__ = [
     "ALL_CLASSES",
@@ -48,6 +53,12 @@ __all__ = [
     "launch",
     "load_demo",
     "mask_inputs",
+    "held_out_image_picker",
+    "held_out_images",
+    "paint_input",
+    "painted",
+    "painted_image_and_mask",
+    "PAINT_LABEL",
     "masked_preview",
     "model_view",
     "reconstruction_inpaint_tab",
@@ -110,38 +121,143 @@ def require_image(image: PIL.Image.Image | None, name: str) -> PIL.Image.Image:
 MAX_UPLOAD_PIXELS = 40_000_000
 
 
-def _checked_upload(component: gr.Image, payload):
-    """``gr.Image.preprocess`` with the upload checked first: a file that is not an image, a truncated one, or one
+def _check_size(source: str | bytes | None) -> None:
+    """Refuse an image (a file's path, or the bytes the image editor sends) over ``MAX_UPLOAD_PIXELS`` from its
+    header alone, before any decoding."""
+    if source:
+        with PIL.Image.open(io.BytesIO(source) if isinstance(source, bytes | bytearray) else source) as header:
+            width, height = header.size
+        if width * height > MAX_UPLOAD_PIXELS:
+            raise ValueError(f"{width} x {height} pixels, more than the {MAX_UPLOAD_PIXELS:,} this demo takes")
+
+
+def _checked(preprocess, sources, value_images, payload):
+    """``preprocess(payload)`` with the upload checked first: a file that is not an image, a truncated one, or one
     over ``MAX_UPLOAD_PIXELS`` (a decompression bomb) is one clear message in the browser, and nothing is printed in
-    the server's log."""
+    the server's log. ``sources(payload)`` gives the uploaded files (paths or bytes), ``value_images(value)`` the
+    decoded images."""
     import warnings
 
     try:
-        if payload is not None and payload.path:
-            with PIL.Image.open(payload.path) as header:  # the header alone: the size before any decoding
-                width, height = header.size
-            if width * height > MAX_UPLOAD_PIXELS:
-                raise ValueError(f"{width} x {height} pixels, more than the {MAX_UPLOAD_PIXELS:,} this demo takes")
+        if payload is not None:
+            for source in sources(payload):
+                _check_size(source)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
-            image = gr.Image.preprocess(component, payload)
-            if isinstance(image, PIL.Image.Image):
+            value = preprocess(payload)
+            for image in value_images(value):
                 image.load()  # a truncated file fails here, not in the model
     except (OSError, ValueError, SyntaxError, PIL.Image.DecompressionBombError) as exc:
         reason = " ".join(str(exc).split())[:200]
         raise gr.Error(
             f"could not use the upload as an image ({reason}); upload a PNG or JPEG", print_exception=False
         ) from None
-    return image
+    return value
 
 
 def image_input(label: str, **kwargs) -> gr.Image:
     """An upload field for one image, any mode (the pipeline converts it as it converts training data), checked as
-    ``_checked_upload`` says. The check is set on the instance: gradio writes a ``.pyi`` file beside the module of
+    ``_checked`` says. The check is set on the instance: gradio writes a ``.pyi`` file beside the module of
     any subclass of a component, which an installed package must not do."""
     component = gr.Image(label=label, type="pil", image_mode=None, **kwargs)
-    component.preprocess = functools.partial(_checked_upload, component)
+    component.preprocess = functools.partial(
+        _checked,
+        functools.partial(gr.Image.preprocess, component),
+        lambda payload: [payload.path],
+        lambda value: [value] if isinstance(value, PIL.Image.Image) else [],
+    )
     return component
+
+
+def paint_input(label: str, **kwargs) -> gr.ImageMask:
+    """An image to upload (or paste) and paint over with a white brush: the painted strokes are a mask. Uploads are
+    checked as ``image_input``'s are. Its value is Gradio's ``{"background", "layers", "composite"}``; read it with
+    ``painted``."""
+    component = gr.ImageMask(
+        label=label,
+        type="pil",
+        image_mode="RGBA",
+        sources=("upload", "clipboard"),
+        transforms=(),
+        layers=False,
+        brush=gr.Brush(colors=["#ffffff"], color_mode="fixed"),
+        format="png",
+        **kwargs,
+    )
+
+    def sources(payload):
+        # A browser sends the editor's images as blobs ahead of the call (kept under payload.id), an API client as
+        # files in the payload: both are checked.
+        data = payload if payload.id is None else component.blob_storage.get(payload.id)
+        files = [data.background, *(data.layers or [])] if data is not None else []
+        return [f if isinstance(f, bytes | bytearray) else getattr(f, "path", None) for f in files if f is not None]
+
+    def images(value):
+        return [] if value is None else [i for i in (value["background"], *value["layers"]) if i is not None]
+
+    component.preprocess = functools.partial(
+        _checked, functools.partial(gr.ImageMask.preprocess, component), sources, images
+    )
+    return component
+
+
+def painted(value: dict | None) -> tuple[PIL.Image.Image | None, PIL.Image.Image | None]:
+    """A ``paint_input`` value as (the image, the painted mask): white (255) where strokes were painted, at the
+    image's size; None for a part that is not there (no upload; no stroke)."""
+    if not value or value.get("background") is None:
+        return None, None
+    image = value["background"]
+    mask = None
+    for layer in value.get("layers") or []:
+        if layer.mode not in ("RGBA", "LA"):
+            continue
+        alpha = layer.getchannel("A")
+        mask = alpha if mask is None else PIL.ImageChops.lighter(mask, alpha)
+    if mask is None or mask.getbbox() is None:
+        return image, None
+    mask = mask.point(lambda v: 255 if v else 0)
+    return image, mask if mask.size == image.size else mask.resize(image.size, PIL.Image.Resampling.NEAREST)
+
+
+def held_out_images(pipeline) -> datasets.Dataset | None:
+    """The test split of the data the model was trained on, when that is a built-in dataset of genkit's (digits,
+    mnist, shapes: they are made here, nothing is downloaded), else None."""
+    from genkit.data import BUILTIN_SOURCES, load_splits
+
+    config = saved_json(pipeline, "genkit.json").get("config", {})
+    if BUILTIN_SOURCES.get(config.get("dataset")) != "image":
+        return None
+    try:
+        splits = load_splits(
+            config["dataset"],
+            "image",
+            image_size=config.get("image_size"),
+            num_samples=config.get("num_samples"),
+            seed=int(config.get("seed") or 0),
+            test_fraction=float(config.get("test_fraction") or 0.1),
+        )
+    except Exception:  # an optional extra (mnist) not installed here: the picker is left out  # noqa: BLE001
+        return None
+    return splits["test"]
+
+
+def held_out_image_picker(pipeline, target, api_name: str) -> None:
+    """A row that puts test image #i of the model's data into ``target`` (an image input; enlarged, so that it can
+    be painted on, and the model scales it back to its size), when the data is built in; nothing otherwise."""
+    test = held_out_images(pipeline)
+    if test is None:
+        return
+
+    def pick(index):
+        require_values(**{"test image": index})
+        if not 0 <= int(index) < len(test):
+            raise gr.Error(f"test image {int(index)} does not exist: the test split has images 0-{len(test) - 1}")
+        return enlarge(test[int(index)]["image"])
+
+    with gr.Row():
+        index = gr.Number(0, precision=0, minimum=0, maximum=len(test) - 1, label=f"Test image (0-{len(test) - 1})")
+        button = gr.Button("Use this test image")
+    wire(button, pick, [index], target, api_name)
 
 
 # ---- classes -----------------------------------------------------------------------------------------------------
@@ -266,20 +382,38 @@ def preset_mask(name: str, image: PIL.Image.Image) -> PIL.Image.Image:
     return mask
 
 
+PAINT_LABEL = "Image: upload one or pick a test image, then paint over the region to fill in"
+
+
 def mask_inputs() -> list:
-    """A choice of ``MASKS`` and an optional uploaded mask (white = fill in; a drawing's transparency counts)."""
+    """A choice of ``MASKS`` (used when nothing is painted) and an optional uploaded mask (white = fill in; a
+    drawing's transparency counts)."""
     with gr.Row():
-        preset = gr.Radio(list(MASKS), value=next(iter(MASKS)), label="Region to fill in")
+        preset = gr.Radio(list(MASKS), value=next(iter(MASKS)), label="Region to fill in, if nothing is painted")
         uploaded = image_input("Or upload a mask (white = fill in, same size as the image)", height=160)
     return [preset, uploaded]
 
 
-def chosen_mask(image: PIL.Image.Image, preset: str | None, uploaded: PIL.Image.Image | None) -> PIL.Image.Image:
-    """The uploaded mask if there is one, else the chosen preset at the image's size."""
+def chosen_mask(
+    image: PIL.Image.Image,
+    preset: str | None,
+    uploaded: PIL.Image.Image | None,
+    painted_mask: PIL.Image.Image | None = None,
+) -> PIL.Image.Image:
+    """The uploaded mask if there is one, else the painted strokes, else the chosen preset at the image's size."""
     if uploaded is not None:
         return uploaded
+    if painted_mask is not None:
+        return painted_mask
     require_values(**{"region to fill in": preset})
     return preset_mask(preset, image)
+
+
+def painted_image_and_mask(value, preset, uploaded) -> tuple[PIL.Image.Image, PIL.Image.Image]:
+    """The image of a ``paint_input`` and the mask ``chosen_mask`` picks for it."""
+    image, strokes = painted(value)
+    image = require_image(image, "image")
+    return image, chosen_mask(image, preset, uploaded, strokes)
 
 
 def masked_preview(image, mask, size: int, channels: int) -> PIL.Image.Image:
@@ -296,14 +430,14 @@ def model_view(image: PIL.Image.Image, size: int, channels: int) -> PIL.Image.Im
     return tensor_to_pil(pil_to_tensor(image, size, channels))[0]
 
 
-def reconstruction_inpaint_tab(inpaint, size: int, channels: int, classes: Classes) -> None:
+def reconstruction_inpaint_tab(pipeline, inpaint, size: int, channels: int, classes: Classes) -> None:
     """The "Inpaint" tab of a model that fills a region by iterated reconstruction (``genkit.images.
-    fill_by_reconstruction``): ``inpaint(image, mask, rounds, label)``; API name ``inpaint``."""
+    fill_by_reconstruction``): ``inpaint(image, mask, rounds, label)``; API names ``inpaint`` and, for a model of
+    built-in data, ``inpaint_test_image``."""
 
-    def fill(image, preset, uploaded, iterations, label=None):
-        image = require_image(image, "image")
+    def fill(value, preset, uploaded, iterations, label=None):
+        image, mask = painted_image_and_mask(value, preset, uploaded)
         require_values(rounds=iterations)
-        mask = chosen_mask(image, preset, uploaded)
         preview = masked_preview(image, mask, size, channels)
         return image_strip([preview, *inpaint(image, mask, int(iterations), classes.label(label))])
 
@@ -314,7 +448,9 @@ def reconstruction_inpaint_tab(inpaint, size: int, channels: int, classes: Class
             "model keeps (the region gray), then the filled-in image."
         )
         with gr.Row():
-            image = image_input("Image", height=200)
+            with gr.Column():
+                image = paint_input(PAINT_LABEL, height=320)
+                held_out_image_picker(pipeline, image, "inpaint_test_image")
             with gr.Column():
                 mask = mask_inputs()
                 iterations = gr.Slider(1, 200, value=50, step=1, precision=0, label="Rounds")

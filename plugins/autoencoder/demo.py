@@ -27,6 +27,7 @@ def build_demo(pipeline: AutoencoderPipeline) -> gr.Blocks:
         if config.code_dim == 2:
             _plane_tab(pipeline)
         ui.reconstruction_inpaint_tab(
+            pipeline,
             lambda image, mask, rounds, label=None: pipeline.inpaint(image, mask, rounds),
             config.image_size,
             config.in_channels,

@@ -10,10 +10,11 @@ from genkit_ddpm.pipeline_ddpm import ClassConditionalDDPMPipeline, GenkitDDPMPi
 
 from genkit.images import seeded
 from genkit.ui.demo import (
-    chosen_mask,
+    PAINT_LABEL,
     class_picker,
     demo_blocks,
     enable_queue,
+    held_out_image_picker,
     image_grid,
     image_input,
     image_output,
@@ -21,6 +22,8 @@ from genkit.ui.demo import (
     mask_inputs,
     masked_preview,
     model_view,
+    paint_input,
+    painted_image_and_mask,
     require_image,
     require_values,
     seed_input,
@@ -96,7 +99,9 @@ def _inpaint_tab(pipeline, conditional: bool) -> None:
     )
     size, channels = pipeline.sample_size, pipeline.unet.config.in_channels
     with gr.Row():
-        image = image_input("Image", height=200)
+        with gr.Column():
+            image = paint_input(PAINT_LABEL, height=320)
+            held_out_image_picker(pipeline, image, "inpaint_test_image")
         with gr.Column():
             mask = mask_inputs()
             with gr.Row():
@@ -108,10 +113,9 @@ def _inpaint_tab(pipeline, conditional: bool) -> None:
     button = gr.Button("Fill in", variant="primary")
     out = image_output("Kept and filled in")
 
-    def inpaint(image, preset, uploaded, seed, steps, resample, label=None, guidance=None):
-        image = require_image(image, "image")
+    def inpaint(value, preset, uploaded, seed, steps, resample, label=None, guidance=None):
+        image, mask = painted_image_and_mask(value, preset, uploaded)
         require_values(seed=seed, steps=steps, **{"resamplings per jump": resample})
-        mask = chosen_mask(image, preset, uploaded)
         preview = masked_preview(image, mask, size, channels)
         out = pipeline.inpaint(
             image,
@@ -134,7 +138,9 @@ def _img2img_tab(pipeline, conditional: bool, T: int) -> None:
         "Output: the input as the model sees it, then the result."
     )
     with gr.Row():
-        image = image_input("Image", height=200)
+        with gr.Column():
+            image = image_input("Image: upload one or pick a test image", height=200)
+            held_out_image_picker(pipeline, image, "img2img_test_image")
         with gr.Column():
             strength = gr.Slider(0, 1, value=0.5, step=0.05, label="Strength")
             with gr.Row():

@@ -38,7 +38,7 @@ def build_demo(pipeline: VAEPipeline) -> gr.Blocks:
         _arithmetic_tab(pipeline, classes)
         _reconstruct_tab(pipeline, classes)
         _anomaly_tab(pipeline, classes)
-        ui.reconstruction_inpaint_tab(pipeline.inpaint, config.image_size, config.in_channels, classes)
+        ui.reconstruction_inpaint_tab(pipeline, pipeline.inpaint, config.image_size, config.in_channels, classes)
     return ui.enable_queue(demo)
 
 
