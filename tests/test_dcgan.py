@@ -153,7 +153,7 @@ def test_forward_backward_every_variant(loss, conditional):
 
 def test_bce_losses_are_the_non_saturating_gan_losses():
     plugin = genkit.get_plugin("dcgan")
-    config = step_config()
+    config = step_config(diffaugment="none")  # the plain losses, by hand
     torch.manual_seed(0)
     modules = plugin.build(config, DIGITS)
     batch = {"pixel_values": torch.rand(4, 1, 8, 8) * 2 - 1}
@@ -420,3 +420,107 @@ def test_the_wgan_gp_generator_loss_reaches_the_history(tmp_path):
         assert column in history and history[column].notna().all(), (column, list(history.columns))
     # the critic's Wasserstein estimate and the generator's loss are the two curves a WGAN-GP lab plots
     assert history["generator/loss"].nunique() == 3
+
+
+# ---- R1, DiffAugment, two time-scale learning rates ----------------------------------------------------------------
+
+
+def test_r1_penalty_of_a_quadratic_critic_by_hand():
+    from genkit_dcgan.plugin import r1_penalty
+
+    # D(x) = a |x|^2 / 2 has gradient a x, so E ||grad||^2 = a^2 mean_i |x_i|^2
+    a = torch.tensor(2.0, requires_grad=True)
+    real = torch.stack([torch.full((1, 2, 2), 1.0), torch.full((1, 2, 2), 3.0)])  # |x|^2 = 4 and 36
+    r1 = r1_penalty(lambda x: a * x.pow(2).flatten(1).sum(1) / 2, real)
+    assert r1.item() == pytest.approx(4 * (4 + 36) / 2)
+    r1.backward()  # d/da a^2 * 20 = 2a * 20 = 80: it trains the discriminator
+    assert a.grad.item() == pytest.approx(80)
+
+
+def test_r1_adds_gamma_over_two_times_the_penalty_to_the_discriminator_loss():
+    plugin = genkit.get_plugin("dcgan")
+    batch = {"pixel_values": torch.rand(4, 1, 8, 8) * 2 - 1}
+    losses = {}
+    for gamma in (0.0, 3.0):
+        config = step_config(r1_gamma=gamma, discriminator_norm="layer")
+        torch.manual_seed(0)
+        modules = plugin.build(config, DIGITS)
+        torch.manual_seed(1)
+        losses[gamma] = run_step(plugin, modules, batch, config, "discriminator")
+    assert "r1_penalty" not in losses[0.0] and losses[3.0]["r1_penalty"].item() > 0
+    assert losses[3.0]["loss"].item() == pytest.approx(
+        losses[0.0]["loss"].item() + 1.5 * losses[3.0]["r1_penalty"].item(), rel=1e-5
+    )
+
+
+def test_diffaugment_policies_change_images_as_described_and_pass_gradients():
+    from genkit_dcgan.augment import diff_augment, parse_policy
+
+    torch.manual_seed(0)
+    x = torch.rand(64, 1, 16, 16) * 2 - 1
+    # translation moves whole pixels: every output pixel is an input pixel of its own image or a zero
+    moved = diff_augment(x, ("translation",))
+    for i in range(64):
+        assert set(moved[i].unique().tolist()) <= set(x[i].unique().tolist()) | {0.0}
+    assert (moved != x).flatten(1).any(1).float().mean() > 0.5  # most images shift (1 in 25 draws no shift)
+    # cutout zeroes a square of half the side (or its part inside the image) and leaves the rest alone
+    ones = diff_augment(torch.ones(64, 1, 16, 16), ("cutout",))
+    zeroed = (ones == 0).flatten(1).sum(1)
+    assert zeroed.max() == 64 and zeroed.min() > 0 and ((ones == 0) | (ones == 1)).all()
+    # color: brightness and contrast are per image
+    shifted = diff_augment(x, ("color",)) - x
+    assert shifted.flatten(1).std(1).max() > 0.01 and not torch.allclose(shifted[0], shifted[1])
+    leaf = x.clone().requires_grad_(True)
+    diff_augment(leaf, parse_policy("color,translation,cutout")).sum().backward()
+    assert leaf.grad.abs().sum() > 0
+    assert parse_policy("") == () and parse_policy(None) == ()
+    with pytest.raises(ValueError, match="unknown DiffAugment policy flip"):
+        parse_policy("translation,flip")
+
+
+def test_diffaugment_reaches_the_discriminator_in_both_phases():
+    """With translation and cutout on, the discriminator sees augmented images: the same weights, batch and latents
+    give another loss than without, in the discriminator and in the generator phase."""
+    plugin = genkit.get_plugin("dcgan")
+    batch = {"pixel_values": torch.rand(8, 1, 8, 8) * 2 - 1}
+    for phase in ("discriminator", "generator"):
+        results = []
+        for policy in ("", "translation,cutout"):
+            config = step_config(diffaugment=policy)
+            torch.manual_seed(0)
+            modules = plugin.build(config, DIGITS)
+            torch.manual_seed(1)
+            results.append(run_step(plugin, modules, batch, config, phase)["loss"].item())
+        assert results[0] != pytest.approx(results[1]), phase
+
+
+def test_two_time_scale_learning_rates():
+    plugin = genkit.get_plugin("dcgan")
+    specs = {s.name: s for s in plugin.optimizers(step_config(discriminator_lr=4e-4, lr=1e-4))}
+    assert (specs["discriminator"].lr, specs["generator"].lr) == (4e-4, 1e-4)
+    specs = {s.name: s for s in plugin.optimizers(step_config(lr=3e-4))}
+    assert specs["discriminator"].lr == specs["generator"].lr == 3e-4
+
+
+def test_unknown_diffaugment_policy_is_a_clear_error(tmp_path, capsys):
+    code = train_cli("dcgan", "--preset", "tiny", "--diffaugment", "color,zoom", "--output", str(tmp_path / "o"))
+    assert code != 0
+    assert (
+        "--diffaugment: unknown DiffAugment policy zoom; known: color, translation, cutout" in capsys.readouterr().err
+    )
+    assert not (tmp_path / "o").exists()
+
+
+def test_diffaugment_default_is_translation_cutout_for_the_unconditional_bce_gan_only(tiny_dcgan):
+    """The measured default (docs/benchmarks.md): on for the unconditional BCE GAN, off for WGAN-GP and conditional
+    GANs; the effective policy is what genkit.json records."""
+    recorded = json.loads((tiny_dcgan / "genkit.json").read_text())["config"]
+    assert recorded["loss"] == "bce" and recorded["diffaugment"] == "translation,cutout"
+    for overrides, expected in [
+        ({}, "translation,cutout"),
+        ({"loss": "wgan-gp"}, "none"),
+        ({"conditional": True}, "none"),
+        ({"diffaugment": "none"}, "none"),
+        ({"loss": "wgan-gp", "diffaugment": "cutout"}, "cutout"),
+    ]:
+        assert step_config(**{"diffaugment": None, **overrides})["diffaugment"] == expected, overrides

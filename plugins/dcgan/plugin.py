@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from genkit_dcgan.augment import diff_augment, parse_policy
 from genkit_dcgan.modeling_dcgan import IMAGE_SIZES, DCGANDiscriminator, DCGANGenerator, gradient_penalty
 from genkit_dcgan.pipeline_dcgan import DCGANPipeline
 
@@ -30,6 +31,9 @@ MIN_DIVERSITY = 0.2  # fakes spread less than a fifth as much as the real batch:
 SATURATED_REAL, SATURATED_FAKE = 0.98, 0.02  # BCE: D is this sure on both halves of the batch; G learns nothing useful
 
 
+DEFAULT_DIFFAUGMENT = "translation,cutout"
+
+
 def adam_settings(config: dict[str, Any]) -> tuple[float, tuple[float, float]]:
     """Learning rate and betas: the explicit ones when given, else the defaults of the chosen loss."""
     loss = config["loss"]
@@ -40,6 +44,17 @@ def adam_settings(config: dict[str, Any]) -> tuple[float, tuple[float, float]]:
     beta1 = float(config["adam_beta1"]) if config["adam_beta1"] is not None else default["betas"][0]
     beta2 = float(config["adam_beta2"]) if config["adam_beta2"] is not None else default["betas"][1]
     return lr, (beta1, beta2)
+
+
+def r1_penalty(critic, real: torch.Tensor) -> torch.Tensor:
+    """E ||grad_x D(x)||^2 over real images x (Mescheder et al. 2018, eq. 9, without the gamma / 2): a zero-centred
+    penalty that keeps the discriminator flat on the data, so that the non-saturating game converges. The graph is
+    kept so the penalty trains the discriminator; like ``gradient_penalty`` it runs in float32 with autocast off
+    (small fp16 gradients would underflow)."""
+    with torch.autocast(real.device.type, enabled=False):
+        real = real.detach().float().requires_grad_(True)
+        (grad,) = torch.autograd.grad(critic(real).float().sum(), real, create_graph=True)
+        return grad.flatten(1).pow(2).sum(dim=1).mean()
 
 
 def batch_diversity(fake: torch.Tensor, real: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -100,6 +115,12 @@ class DCGANPlugin(Plugin):
         "conditional": False,  # class-conditional generator and discriminator: needs labelled data
         "n_critic": 5,  # WGAN-GP: critic updates per generator update (Gulrajani et al. 2017, Algorithm 1)
         "gp_weight": 10.0,  # WGAN-GP: lambda of the gradient penalty (Gulrajani et al. 2017, Algorithm 1)
+        "r1_gamma": 0.0,  # > 0: R1 penalty gamma/2 E||grad D(real)||^2 on the discriminator (Mescheder et al. 2018)
+        # DiffAugment policies (Zhao et al. 2020); "none": the plain DCGAN of Radford et al. (the mode-collapse
+        # exercise). None: DEFAULT_DIFFAUGMENT for the unconditional BCE GAN, where the small preset measured class
+        # coverage 0.5 -> 1.0, none for WGAN-GP and conditional GANs, where it measured worse (docs/benchmarks.md).
+        "diffaugment": None,
+        "discriminator_lr": None,  # None: the generator's --lr; else two time-scale learning rates (Heusel et al.)
         "lr": None,  # None: 2e-4 for bce (Radford et al.), 1e-4 for wgan-gp (Gulrajani et al.)
         "adam_beta1": None,  # None: 0.5 for bce (Radford et al.: 0.9 oscillated), 0.0 for wgan-gp
         "adam_beta2": None,  # None: 0.999 for bce, 0.9 for wgan-gp
@@ -115,6 +136,8 @@ class DCGANPlugin(Plugin):
         "discriminator_channels": (int, "[1, 4096]"),
         "n_critic": (int, "[1, 1000]"),
         "gp_weight": (float, "[0, 1e6]"),
+        "r1_gamma": (float, "[0, 1e6]"),
+        "discriminator_lr": (float, "(0, 1]"),
         "adam_beta1": (float, "[0, 1)"),
         "adam_beta2": (float, "[0, 1)"),
         "ema_decay": (float, "[0, 1)"),
@@ -171,6 +194,11 @@ class DCGANPlugin(Plugin):
         },
         "n_critic": "wgan-gp: critic updates per generator update",
         "gp_weight": "wgan-gp: gradient penalty lambda",
+        "r1_gamma": "R1 penalty weight on real images (Mescheder et al. 2018; 0: off)",
+        "diffaugment": "DiffAugment policies for the discriminator's inputs, from color,translation,cutout (Zhao et "
+        "al. 2020); none: off, the plain DCGAN (default: translation,cutout for the unconditional bce loss, else "
+        "none)",
+        "discriminator_lr": "discriminator learning rate (two time-scale update rule; default: --lr)",
         "ema_decay": "EMA of the generator's weights (0: off)",
         "collapse_guard_after": "updates before the collapse guard may warn",
         "eval_samples": "generated images for the final eval",
@@ -190,6 +218,7 @@ class DCGANPlugin(Plugin):
 
     # ---- model -----------------------------------------------------------------------------------------------
     def build(self, config: dict[str, Any], info: DataInfo) -> dict[str, torch.nn.Module]:
+        self._policy(config)  # an unknown --diffaugment policy stops before anything is built
         if info.image_size not in IMAGE_SIZES:
             raise ConfigError(
                 f"--image-size {info.image_size} is not supported: DCGAN needs a power of two from 8 to 128 "
@@ -230,13 +259,16 @@ class DCGANPlugin(Plugin):
     def optimizers(self, config: dict[str, Any]) -> list[OptimizerSpec]:
         lr, betas = adam_settings(config)
         # Record the effective values in the run's config, so genkit.json and the model card show them, not None.
-        config.update(lr=lr, adam_beta1=betas[0], adam_beta2=betas[1])
+        config.update(
+            lr=lr, adam_beta1=betas[0], adam_beta2=betas[1], diffaugment=",".join(self._policy(config)) or "none"
+        )
         n_critic = int(config["n_critic"]) if config["loss"] == "wgan-gp" else 1
         if n_critic < 1:
             raise ConfigError(f"--n-critic must be >= 1, got {n_critic}")
         # Discriminator first, then generator: the order of the lecture algorithm (Goodfellow et al. 2014, Alg. 1).
+        d_lr = float(config["discriminator_lr"]) if config.get("discriminator_lr") is not None else lr
         return [
-            OptimizerSpec("discriminator", ["discriminator"], lr=lr, betas=betas),
+            OptimizerSpec("discriminator", ["discriminator"], lr=d_lr, betas=betas),
             OptimizerSpec("generator", ["generator"], lr=lr, betas=betas, every=n_critic),
         ]
 
@@ -248,17 +280,20 @@ class DCGANPlugin(Plugin):
         labels = self._labels(batch, config)
         z = torch.randn(real.shape[0], int(ctx.bare(modules, "generator").config.latent_dim), device=real.device)
         wgan = config["loss"] == "wgan-gp"
+        policy = self._policy(config)
 
         if ctx.phase == "generator":
-            score = D(G(z, labels), labels)
+            score = D(diff_augment(G(z, labels), policy), labels)
             # Non-saturating: maximize log D(G(z)) rather than minimize log(1 - D(G(z))) (Goodfellow et al., Sec. 3).
             loss = -score.mean() if wgan else F.softplus(-score).mean()
             return {"loss": loss}
 
         with torch.no_grad():  # the generator is frozen in this phase; no graph through it
             fake = G(z, labels)
-        real_score, fake_score = D(real, labels), D(fake, labels)
         logs: dict[str, torch.Tensor] = {"diversity": batch_diversity(fake, real, labels)}
+        r1_gamma = float(config.get("r1_gamma") or 0.0)
+        seen_real = diff_augment(real, policy)
+        real_score, fake_score = D(seen_real, labels), D(diff_augment(fake, policy), labels)
         if wgan:
             gp = gradient_penalty(lambda x: D(x, labels), real, fake)
             distance = real_score.mean() - fake_score.mean()  # the critic's estimate of the Wasserstein-1 distance
@@ -271,11 +306,27 @@ class DCGANPlugin(Plugin):
             logs["d_real"] = torch.sigmoid(real_score).mean().detach()  # mean P(real) on real images
             logs["d_fake"] = torch.sigmoid(fake_score).mean().detach()
             d_real, d_fake = logs["d_real"].item(), logs["d_fake"].item()
+        if r1_gamma > 0:
+            r1 = r1_penalty(lambda x: D(x, labels), seen_real)
+            loss = loss + r1_gamma / 2 * r1
+            logs["r1_penalty"] = r1.detach()
         log_every = int(config["log_every"])
         if ctx.step >= int(config["collapse_guard_after"]) and log_every and ctx.step % log_every == 0:
             for problem in collapse_warnings(logs["diversity"].item(), d_real, d_fake):
                 logger.warning("step %d: %s", ctx.step, problem)
         return {"loss": loss, **logs}
+
+    @staticmethod
+    def _policy(config: dict[str, Any]) -> tuple[str, ...]:
+        """The DiffAugment policy of ``config``; None: DEFAULT_DIFFAUGMENT for the unconditional BCE GAN, else none."""
+        policy = config.get("diffaugment")
+        if policy is None:
+            plain_bce = config.get("loss") == "bce" and not config.get("conditional")
+            policy = DEFAULT_DIFFAUGMENT if plain_bce else "none"
+        try:
+            return parse_policy(policy)
+        except ValueError as exc:
+            raise ConfigError(f"--diffaugment: {exc}") from None
 
     @staticmethod
     def _labels(batch, config: dict[str, Any]) -> torch.Tensor | None:
