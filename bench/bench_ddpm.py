@@ -157,6 +157,16 @@ def _genkit_run(preset: str, steps: int) -> float:
         return json.loads((Path(out) / "genkit.json").read_text())["train_seconds"]
 
 
+def plain_update(loss, unet, optimizer, lr_schedule, ema, max_grad_norm: float) -> None:
+    """One update of a plain PyTorch loop: backward, clip, step, schedule, zero, EMA."""
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(unet.parameters(), max_grad_norm)
+    optimizer.step()
+    lr_schedule.step()
+    optimizer.zero_grad(set_to_none=True)
+    ema.step(unet.parameters())
+
+
 def _plain_run(preset: str, steps: int) -> float:
     """The same training with nothing but torch + diffusers."""
     import torch.nn.functional as F
@@ -190,12 +200,7 @@ def _plain_run(preset: str, steps: int) -> float:
             noise = torch.randn_like(x0)
             t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (x0.shape[0],))
             loss = F.mse_loss(unet(noise_scheduler.add_noise(x0, noise, t), t).sample, noise)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(unet.parameters(), config["max_grad_norm"])
-            optimizer.step()
-            lr_schedule.step()
-            optimizer.zero_grad(set_to_none=True)
-            ema.step(unet.parameters())
+            plain_update(loss, unet, optimizer, lr_schedule, ema, config["max_grad_norm"])
             done += 1
             if done == steps:
                 break

@@ -3,6 +3,7 @@ Fréchet-distance protocol for VAE, flow, DCGAN and DDPM) on the same data and i
 
     python bench/compare_families.py                         # digits at 16 px, each family's small preset
     python bench/compare_families.py --families vae flow --out /tmp/compare
+    python bench/compare_families.py --dataset mnist --image-size 28 --families vae flow ddpm   # 28 px (DCGAN: 32)
 
 Every model is trained by the real CLI (`genkit train F --preset small`, the VAE with `--likelihood gaussian`, whose
 discretized bits/dim are a likelihood of the 8-bit pixels like the flow's; a Bernoulli VAE's are not), one at a time:
@@ -32,10 +33,11 @@ FAMILIES = {
 SAMPLES = 500
 
 
-def train(family: str, dataset: str, out: Path) -> float:
+def train(family: str, dataset: str, out: Path, image_size: int | None = None) -> float:
     folder = out / family
     cmd = ["genkit", "train", family, "--preset", "small", "--dataset", dataset, "--output", str(folder)]
     cmd += ["--overwrite", "--log-with", "none", *FAMILIES[family]]
+    cmd += ["--image-size", str(image_size)] if image_size else []
     start = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - start
@@ -101,10 +103,11 @@ def main() -> int:
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
     parser.add_argument("--dataset", default="digits")
     parser.add_argument("--out", type=Path, default=Path("/tmp/genkit-compare"))
+    parser.add_argument("--image-size", type=int, default=None, help="default: each preset's (16 px)")
     args = parser.parse_args()
     rows = []
     for family in args.families:
-        seconds = train(family, args.dataset, args.out)
+        seconds = train(family, args.dataset, args.out, args.image_size)
         row = {**score(family, args.out / family, args.dataset), "train_s": seconds}
         rows.append(row)
         print(json.dumps(row), flush=True)

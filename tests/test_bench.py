@@ -68,3 +68,17 @@ def test_gpu_check_without_a_gpu_says_so():
         [sys.executable, str(BENCH / "gpu_check.py")], cwd=BENCH, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 2 and "no CUDA device" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow  # two recipes, two checkpoints each, every one scored: about a minute
+def test_ddpm_recipes_bench_scores_both_recipes_at_every_checkpoint():
+    cmd = [sys.executable, str(BENCH / "ddpm_recipes.py"), "--minutes", "0.02", "0.04", "--eval-samples", "32"]
+    result = subprocess.run(cmd, cwd=BENCH, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(next(line for line in result.stdout.splitlines() if line.startswith('{"machine"')))
+    rows = {(r["recipe"], r["minutes"]): r for r in report["rows"]}
+    assert set(rows) == {(recipe, m) for recipe in ("reference", "genkit") for m in (0.02, 0.04)}
+    for recipe in ("reference", "genkit"):  # the clock runs on: the later checkpoint has trained longer
+        assert rows[(recipe, 0.04)]["steps"] > rows[(recipe, 0.02)]["steps"] > 0
+        assert rows[(recipe, 0.04)]["train_s"] >= 0.04 * 60
+    assert "| 0.02 | genkit |" in result.stdout and "| 0.04 | reference |" in result.stdout

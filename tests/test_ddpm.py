@@ -82,6 +82,30 @@ def test_noise_prediction_loss_decreases(tmp_path, tiny, objective):
     assert after < 0.75 * before, (before, after)
 
 
+def test_min_snr_gamma_weights_each_timestep(tiny):
+    """--snr-gamma G weights an image's noise-prediction error by min(SNR_t, G) / SNR_t (Hang et al. 2023), computed
+    here by hand from the same draws; a G above every SNR is the plain MSE."""
+    from diffusers.training_utils import compute_snr
+
+    pipe = genkit.load(tiny)
+    images, config = _test_images(tiny)
+    images = images[:16]
+    plain = _noise_prediction_loss(pipe.unet, config, images)
+    assert _noise_prediction_loss(pipe.unet, {**config, "snr_gamma": 1e6}, images) == pytest.approx(plain, rel=1e-5)
+
+    weighted = _noise_prediction_loss(pipe.unet, {**config, "snr_gamma": 1.0}, images)
+    scheduler = DDPMScheduler.from_pretrained(tiny, subfolder="scheduler")
+    torch.manual_seed(123)  # the draws of training_step: the noise, then the timesteps
+    noise = torch.randn_like(images)
+    t = torch.randint(0, scheduler.config.num_train_timesteps, (images.shape[0],))
+    with torch.no_grad():
+        error = (pipe.unet(scheduler.add_noise(images, noise, t), t).sample - noise).pow(2).mean(dim=(1, 2, 3))
+    snr = compute_snr(scheduler, t)
+    assert (snr > 1).any() and (snr < 1).any()  # both sides of gamma are drawn, so the weighting shows
+    assert weighted == pytest.approx((error * snr.clamp(max=1.0) / snr).mean().item(), rel=1e-5)
+    assert weighted < plain  # the clean timesteps' large-SNR errors are weighted down
+
+
 def test_output_is_a_stock_ddpm_pipeline_folder(tiny):
     index = json.loads((tiny / "model_index.json").read_text())
     assert index["_class_name"] == "DDPMPipeline"
