@@ -59,14 +59,14 @@ def test_vae_space_shows_samples_after_generate(browser, tiny_vae, tmp_path):
 
 
 # Records every distinct value the output box shows, once per animation frame, from before the click on.
+# Polled every 5 ms with a timer: requestAnimationFrame callbacks can be throttled in a headless page, and a busy
+# machine then saw only two of the streamed texts.
 WATCH_TEXT = """() => {
     window.seen = [];
-    const watch = () => {
+    setInterval(() => {
         const box = document.querySelector('#genkit-text textarea');
         if (box && box.value !== window.seen[window.seen.length - 1]) window.seen.push(box.value);
-        requestAnimationFrame(watch);
-    };
-    watch();
+    }, 5);
 }"""
 
 
