@@ -222,20 +222,14 @@ def painted(value: dict | None) -> tuple[PIL.Image.Image | None, PIL.Image.Image
 def held_out_images(pipeline) -> datasets.Dataset | None:
     """The test split of the data the model was trained on, when that is a built-in dataset of genkit's (digits,
     mnist, shapes: they are made here, nothing is downloaded), else None."""
-    from genkit.data import BUILTIN_SOURCES, load_splits
+    from genkit.data import BUILTIN_SOURCES, splits_for
 
     config = saved_json(pipeline, "genkit.json").get("config", {})
     if BUILTIN_SOURCES.get(config.get("dataset")) != "image":
         return None
     try:
-        splits = load_splits(
-            config["dataset"],
-            "image",
-            image_size=config.get("image_size"),
-            num_samples=config.get("num_samples"),
-            seed=int(config.get("seed") or 0),
-            test_fraction=float(config.get("test_fraction") or 0.1),
-        )
+        # the run's own splits, as training and evaluation load them; held in memory even if the run streamed them
+        splits = splits_for({**config, "streaming": False}, "image")
     except Exception:  # an optional extra (mnist) not installed here: the picker is left out  # noqa: BLE001
         return None
     return splits["test"]

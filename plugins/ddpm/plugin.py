@@ -297,7 +297,8 @@ class DDPMPlugin(Plugin):
         # min(SNR, gamma) / SNR for noise targets, min(SNR, gamma) / (SNR + 1) for v (the weighting of diffusers'
         # training scripts), so the nearly clean timesteps stop dominating the gradient.
         snr = compute_snr(scheduler, t)
-        weight = snr.clamp(max=float(ctx.config["snr_gamma"])) / (snr if target is noise else snr + 1)
+        epsilon = scheduler.config.prediction_type == "epsilon"
+        weight = snr.clamp(max=float(ctx.config["snr_gamma"])) / (snr if epsilon else snr + 1)
         per_image = F.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
         return {"loss": (per_image * weight).mean()}
 
