@@ -82,3 +82,17 @@ def test_ddpm_recipes_bench_scores_both_recipes_at_every_checkpoint():
         assert rows[(recipe, 0.04)]["steps"] > rows[(recipe, 0.02)]["steps"] > 0
         assert rows[(recipe, 0.04)]["train_s"] >= 0.04 * 60
     assert "| 0.02 | genkit |" in result.stdout and "| 0.04 | reference |" in result.stdout
+
+
+@pytest.mark.slow  # four tiny trainings, 2,000 samples and a domain network
+def test_compare_families_smoke_scores_every_family_and_prints_the_table(tmp_path):
+    cmd = [sys.executable, str(BENCH / "compare_families.py"), "--preset", "tiny", "--out", str(tmp_path)]
+    result = subprocess.run(cmd, cwd=BENCH, capture_output=True, text=True, timeout=900, env={**os.environ})
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert [r["family"] for r in rows] == ["vae", "flow", "dcgan", "ddpm"]
+    likelihoods = [r["bits_per_dim"] for r in rows]
+    assert likelihoods[0] > 0 and likelihoods[1] > 0 and likelihoods[2:] == [None, None]  # only VAE and flow have one
+    assert all(r["fd"] >= 0 and 0 <= r["precision"] <= 1 and 0 <= r["recall"] <= 1 for r in rows)
+    assert all((tmp_path / r["family"] / "model_index.json").exists() for r in rows)
+    assert "| family | `genkit train` (tiny) |" in result.stdout and "| ddpm | " in result.stdout
