@@ -561,3 +561,17 @@ def test_extend_vocab_end_to_end(tmp_path, trained):
     pipe = genkit.load(out)
     assert pipe.model.config.vocab_size == len(pipe.tokenizer) > len(genkit.load(trained).tokenizer)
     assert pipe.tokenizer.decode(pipe.tokenizer("façade")["input_ids"]) == "façade"
+
+
+def test_training_output_has_no_library_progress_bars(tmp_path, corpus, capsys):
+    """transformers' save_pretrained draws a 'Writing model shards' bar even for one file; the final save hides it
+    (and the library's own setting is put back)."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.enable_progress_bar()
+    capsys.readouterr()
+    train(tmp_path, "quiet", "--dataset", str(corpus), "--no-eval")
+    out, err = capsys.readouterr()
+    assert "trained 20 steps" in out + err  # the capture sees the command's own lines
+    assert "Writing model shards" not in err and "it/s]" not in err, err
+    assert transformers_logging.is_progress_bar_enabled()

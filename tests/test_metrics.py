@@ -2,6 +2,7 @@
 
 import contextlib
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -119,6 +120,17 @@ def test_frechet_distance_with_fewer_samples_than_dimensions_is_finite():
     rng = np.random.default_rng(3)
     distance = frechet_distance(rng.normal(size=(20, 64)), rng.normal(size=(20, 64)))
     assert np.isfinite(distance) and distance > 0
+
+
+def test_frechet_distance_of_a_collapsed_set_is_exact_and_warns_nothing():
+    """All samples identical (a collapsed generator): S_b = 0, so the distance is |mu_a - b|^2 + tr(S_a); scipy's
+    sqrtm calls the product singular, which must not reach the user's console."""
+    rng = np.random.default_rng(0)
+    a, point = rng.normal(size=(200, 8)), rng.normal(size=8)
+    expected = ((a.mean(0) - point) ** 2).sum() + np.trace(np.cov(a, rowvar=False))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert frechet_distance(a, np.tile(point, (200, 1))) == pytest.approx(expected, rel=1e-9)
 
 
 # ---- precision / recall --------------------------------------------------------------------------------------------

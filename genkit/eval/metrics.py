@@ -12,6 +12,7 @@ import hashlib
 import itertools
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -229,11 +230,11 @@ def frechet_distance(feats_a: torch.Tensor | np.ndarray, feats_b: torch.Tensor |
     a, b = np.asarray(feats_a, dtype=np.float64), np.asarray(feats_b, dtype=np.float64)
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
-    covmean = linalg.sqrtm(cov_a @ cov_b)
+    covmean = _sqrtm(cov_a @ cov_b)
     if not np.isfinite(covmean).all():
         # A singular product (fewer samples than dimensions): regularize both covariances slightly.
         offset = np.eye(len(cov_a)) * 1e-6
-        covmean = linalg.sqrtm((cov_a + offset) @ (cov_b + offset))
+        covmean = _sqrtm((cov_a + offset) @ (cov_b + offset))
     if np.iscomplexobj(covmean):
         # The product of two PSD matrices has real non-negative eigenvalues; imaginary parts are rounding error
         # unless they are large, which means the covariances are broken (NaNs, far too few samples).
@@ -242,6 +243,15 @@ def frechet_distance(feats_a: torch.Tensor | np.ndarray, feats_b: torch.Tensor |
         covmean = covmean.real
     diff = mu_a - mu_b
     return float(diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(covmean))
+
+
+def _sqrtm(matrix: np.ndarray) -> np.ndarray:
+    """scipy's matrix square root without its "Matrix is singular" warning: a collapsed generator's features give a
+    singular product whose root scipy still computes (the checks above and below catch a broken one); the warning
+    would only reach the user's console as two lines of scipy source."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        return linalg.sqrtm(matrix)
 
 
 def _knn_radii(feats: torch.Tensor, k: int) -> torch.Tensor:

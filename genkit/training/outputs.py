@@ -22,6 +22,7 @@ from genkit.io import STAGING_DIR, move_model_into, write_metadata
 from genkit.plugin.pipeline import to_device
 from genkit.plugin.registry import in_process_origin
 from genkit.training import checkpoint as ckpt
+from genkit.training.progress import quiet_libraries
 from genkit.training.samples import log_samples, sample_file, write_samples
 
 __all__ = ["final_modules", "push", "write_failure", "write_model", "write_samples_now"]
@@ -100,7 +101,8 @@ def _stage(run, modules: dict[str, nn.Module], staging: Path, elapsed: float) ->
     """The final model, its metadata, samples, evaluation and card, into ``staging``."""
     plugin, config, data = run.plugin, run.config, run.data
     pipeline = plugin.to_pipeline(modules, data, config)
-    plugin.save_pipeline(pipeline, staging)
+    with quiet_libraries():  # no 'Writing model shards' bar from transformers for a one-file model
+        plugin.save_pipeline(pipeline, staging)
     pipeline = on_device(pipeline, run.accelerator)
     origin = in_process_origin(plugin.name)
     write_metadata(
