@@ -361,10 +361,18 @@ def test_the_inpainting_section_of_the_ddpm_page_runs_as_written(tiny):
     assert np.array_equal(filled[:4], image[:4]) and not np.array_equal(filled[4:], image[4:])
 
 
-def test_sample_cli(tiny, tmp_path):
+def test_sample_cli(tiny, tmp_path, capsys):
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.enable_progress_bar()
     out = tmp_path / "grid.png"
     args = ["sample", str(tiny), "--n", "6", "--scheduler", "ddim", "--steps", "5", "--eta", "1", "--out", str(out)]
+    capsys.readouterr()
     assert main(args) == 0
+    printed, err = capsys.readouterr()
+    assert printed.strip() == f"wrote 6 samples to {out}"
+    assert "Loading pipeline components" not in err and "it/s]" not in err, err  # no library bars, the result line
+    assert diffusers_logging.is_progress_bar_enabled()  # the library's setting is put back
     from PIL import Image
 
     grid = Image.open(out)

@@ -485,10 +485,15 @@ def test_empty_or_too_short_text_is_a_clear_error(tmp_path, capsys):
 
 
 def test_genkit_sample_prints_text_or_writes_a_file(trained, tmp_path, capsys):
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.enable_progress_bar()
+    capsys.readouterr()
     args = ["sample", str(trained), "--prompt", "Beautiful", "--max-new-tokens", "30", "--seed", "3"]
     assert main(args) == 0
-    printed = capsys.readouterr().out
+    printed, err = capsys.readouterr()
     assert printed.startswith("Beautiful") and "----" not in printed  # one text by default, on stdout
+    assert "Loading weights" not in err and "it/s]" not in err, err  # no bar from transformers' from_pretrained
     assert main([*args, "--n", "2", "--out", str(tmp_path / "two.txt")]) == 0
     assert capsys.readouterr().out.strip() == f"wrote 2 samples to {tmp_path / 'two.txt'}"
     first, second = (tmp_path / "two.txt").read_text().split("\n\n----\n\n")

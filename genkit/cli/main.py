@@ -121,6 +121,16 @@ def _plugin_for(argv: list[str]):
     return None, None
 
 
+def _load_quietly(model):
+    """The opened model's pipeline, without diffusers' "Loading pipeline components" or transformers' "Loading
+    weights" bars: the command prints its own result lines."""
+    from genkit.plugin.opening import load_opened
+    from genkit.training.progress import quiet_libraries
+
+    with quiet_libraries():
+        return load_opened(model)
+
+
 def _open(path: str):
     from genkit.plugin.opening import open_model
 
@@ -157,7 +167,6 @@ def cmd_train(args, plugin) -> None:
 
 def cmd_sample(args, model, kwargs) -> None:
     from genkit.images import MAX_SEED
-    from genkit.plugin.opening import load_opened
     from genkit.training.samples import MAX_SAMPLES, check_sample_file, write_samples
     from genkit.validation import check_value
 
@@ -170,7 +179,7 @@ def cmd_sample(args, model, kwargs) -> None:
         check_sample_file(out, overwrite=args.overwrite)
     from genkit.plugin.pipeline import default_device, to_device
 
-    pipeline = to_device(load_opened(model), default_device())
+    pipeline = to_device(_load_quietly(model), default_device())
     try:
         if plugin.task == "text" and args.out is None:  # text goes to the terminal unless a file is asked for
             print("\n\n----\n\n".join(plugin.sample(pipeline, n, seed=args.seed, **kwargs)))
@@ -186,7 +195,6 @@ def cmd_eval(args, model, kwargs) -> None:
     from genkit.eval.metrics import check_finite
     from genkit.hub.card import write_model_card
     from genkit.images import MAX_SEED
-    from genkit.plugin.opening import load_opened
     from genkit.plugin.pipeline import default_device, to_device
     from genkit.validation import check_limits, check_value
 
@@ -199,7 +207,7 @@ def cmd_eval(args, model, kwargs) -> None:
     if args.dataset:
         config["dataset"] = args.dataset
     config["seed"] = args.seed
-    pipeline = to_device(load_opened(model), default_device())
+    pipeline = to_device(_load_quietly(model), default_device())
     splits = splits_for(config, plugin.task, seed=meta.get("config", {}).get("seed", 0))
     data = plugin.prepare_data(splits, config)
     evaluation = plugin.evaluate(pipeline, data, config)
@@ -258,7 +266,7 @@ def cmd_push(args) -> None:
 def cmd_export(args) -> None:
     from genkit.io import staged_folder
     from genkit.plugin import Plugin
-    from genkit.plugin.opening import load_opened, open_model
+    from genkit.plugin.opening import open_model
     from genkit.validation import check_output_folder
 
     model = open_model(args.model)
@@ -280,7 +288,7 @@ def cmd_export(args) -> None:
             )
         raise GenkitError(f"plugin {plugin.name!r} has no export")
     out = check_output_folder(args.out, own=False, overwrite=args.overwrite, what="--out", source=folder)
-    pipeline = load_opened(model)
+    pipeline = _load_quietly(model)
     with staged_folder(out) as tmp:
         plugin.export(pipeline, tmp)
     print(f"exported to {args.out}")
