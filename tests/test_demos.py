@@ -277,6 +277,9 @@ def test_a_test_image_of_the_models_data_can_be_picked(vae):
     )
     with pytest.raises(AppError, match=f"maximum value {len(test) - 1}"):
         client.predict(len(test), api_name="/inpaint_test_image")
+    from genkit.ui.demo import held_out_images
+
+    assert held_out_images(pipeline) is held_out_images(pipeline)  # made once for all the pickers of a demo
 
 
 def test_no_test_image_picker_for_data_that_is_not_built_in(tmp_path):

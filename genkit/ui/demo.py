@@ -222,17 +222,24 @@ def painted(value: dict | None) -> tuple[PIL.Image.Image | None, PIL.Image.Image
 def held_out_images(pipeline) -> datasets.Dataset | None:
     """The test split of the data the model was trained on, when that is a built-in dataset of genkit's (digits,
     mnist, shapes: they are made here, nothing is downloaded), else None."""
-    from genkit.data import BUILTIN_SOURCES, splits_for
+    from genkit.data import BUILTIN_SOURCES
 
     config = saved_json(pipeline, "genkit.json").get("config", {})
     if BUILTIN_SOURCES.get(config.get("dataset")) != "image":
         return None
+    # the run's own splits, as training and evaluation load them; held in memory even if the run streamed them
+    return _built_in_test_split(json.dumps({**config, "streaming": False}, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=4)
+def _built_in_test_split(config_json: str) -> datasets.Dataset | None:
+    """Made once per run configuration: a demo with two pickers (DDPM: Inpaint and Image-to-image) builds it once."""
+    from genkit.data import splits_for
+
     try:
-        # the run's own splits, as training and evaluation load them; held in memory even if the run streamed them
-        splits = splits_for({**config, "streaming": False}, "image")
+        return splits_for(json.loads(config_json), "image")["test"]
     except Exception:  # an optional extra (mnist) not installed here: the picker is left out  # noqa: BLE001
         return None
-    return splits["test"]
 
 
 def held_out_image_picker(pipeline, target, api_name: str) -> None:
