@@ -93,8 +93,10 @@ def test_lstm_space_streams_text_into_the_page(browser, tmp_path_factory, tmp_pa
         page.close()
         demo.close()
     assert final.startswith("def ") and len(final) > 40
-    # The visitor saw the text grow: several partial texts, each extending the one before, before the final one.
-    assert len(seen) >= 3 and seen[-1] == final
+    # The visitor saw the text grow: partial texts, each extending the one before, before the final one (a page that
+    # only shows the result sees one text). How many partial texts the page renders depends on the machine's speed:
+    # a tiny model generates 200 characters within a few frames (a fast CI run saw 1 partial text, so not ">= 2").
+    assert len(seen) >= 2 and seen[-1] == final and len(seen[0]) < len(final)
     assert all(b.startswith(a) for a, b in zip(seen, seen[1:], strict=False))
 
 
